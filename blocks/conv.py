@@ -1,0 +1,167 @@
+"""ConvModern2d, the unit every block is made of, and its up-scaler."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .checks import (
+    LAYER_ORDERS,
+    SCALERS,
+    IntPair,
+    check_choice,
+    check_input,
+    check_output_size,
+    check_pair,
+    check_positive_int,
+)
+from .layers import LayerSpec, make_activator, make_normalizer
+
+__all__ = ["ConvModern2d", "Upsample"]
+
+
+class Upsample(nn.Upsample):
+    """Bilinear up-sampling (``align_corners=True``) whose output size can be given per call.
+
+    Args:
+        scale_factor: Factor per dimension, used when no size is given.
+        size: Exact output size ``(H, W)``; overrides ``scale_factor``.
+
+    Example:
+        >>> import torch
+        >>> Upsample(scale_factor=2)(torch.zeros(1, 3, 4, 5), output_size=(7, 9)).shape
+        torch.Size([1, 3, 7, 9])
+    """
+
+    def __init__(self, scale_factor: tuple[int, int] | None = None, size: tuple[int, int] | None = None) -> None:
+        super().__init__(
+            size=size,
+            scale_factor=None if size is not None else tuple(float(s) for s in scale_factor),
+            mode="bilinear",
+            align_corners=True,
+        )
+
+    def forward(self, x: Tensor, output_size: tuple[int, int] | None = None) -> Tensor:
+        """Up-sample ``x`` to ``output_size`` if given, else to the constructor's size or scale factor."""
+        if output_size is None:
+            return super().forward(x)
+        return F.interpolate(x, size=output_size, mode="bilinear", align_corners=True)
+
+
+class ConvModern2d(nn.Sequential):
+    """A convolution with its normalization and activation, in pre-activation or classic order.
+
+    ``layer_order='new'`` (pre-activation, He et al. 2016): norm(in) -> act(in) -> [up] -> conv.
+    ``layer_order='old'``: [up] -> conv -> norm(out) -> act(out). With a normalizer the conv has no
+    bias; without one it has a bias.
+
+    ``scaler='down'`` gives the conv the ``stride``. ``scaler='up'`` puts an :class:`Upsample`
+    (bilinear, ``align_corners=True``) right before a stride-1 conv, to ``scale_factor=stride`` or to
+    exactly ``output_size`` when given.
+
+    Args:
+        in_planes: Input channels.
+        out_planes: Output channels.
+        kernel_size: Conv kernel size, an int or (h, w).
+        stride: Down-scaling stride (``'down'``) or up-scaling factor (``'up'``), an int or (h, w).
+        padding: Conv zero padding, an int or (h, w).
+        output_size: Exact output size (h, w) of the up-sampling; only with ``scaler='up'``.
+        normalizer: See :mod:`blocks.layers`; None or ``'null'`` for none.
+        activator: See :mod:`blocks.layers`; None or ``'null'`` for none.
+        layer_order: ``'new'`` or ``'old'``.
+        scaler: ``'down'`` or ``'up'``.
+
+    Raises:
+        ValueError: For any argument out of its allowed values.
+
+    Example:
+        >>> import torch
+        >>> unit = ConvModern2d(8, 16, stride=2, scaler="up")
+        >>> unit(torch.zeros(1, 8, 5, 7)).shape
+        torch.Size([1, 16, 10, 14])
+        >>> unit(torch.zeros(1, 8, 5, 7), output_size=(9, 13)).shape
+        torch.Size([1, 16, 9, 13])
+    """
+
+    def __init__(
+        self,
+        in_planes: int,
+        out_planes: int,
+        kernel_size: IntPair = 3,
+        stride: IntPair = 1,
+        padding: IntPair = 1,
+        output_size: IntPair | None = None,
+        normalizer: LayerSpec = "pinst",
+        activator: LayerSpec = "prelu",
+        layer_order: str = "new",
+        scaler: str = "down",
+    ) -> None:
+        super().__init__()
+        self.in_planes = check_positive_int("in_planes", in_planes)
+        self.out_planes = check_positive_int("out_planes", out_planes)
+        kernel_size = check_pair("kernel_size", kernel_size)
+        stride = check_pair("stride", stride)
+        padding = check_pair("padding", padding, minimum=0)
+        output_size = check_output_size(output_size)
+        check_choice("layer_order", layer_order, LAYER_ORDERS)
+        check_choice("scaler", scaler, SCALERS)
+        if output_size is not None and scaler != "up":
+            raise ValueError(f"output_size={output_size!r} needs scaler='up', got scaler={scaler!r}")
+
+        up = scaler == "up" and (stride != (1, 1) or output_size is not None)
+        norm_planes = in_planes if layer_order == "new" else out_planes
+        norm = make_normalizer(normalizer, norm_planes)
+        act = make_activator(activator, norm_planes)
+        conv = nn.Conv2d(
+            in_planes,
+            out_planes,
+            kernel_size,
+            stride=stride if scaler == "down" else 1,
+            padding=padding,
+            bias=norm is None,
+        )
+        layers = {
+            "up": Upsample(stride, output_size) if up else None,
+            "conv": conv,
+        }
+        pre = {"norm": norm, "act": act}
+        layers = {**pre, **layers} if layer_order == "new" else {**layers, **pre}
+        for name, layer in layers.items():
+            if layer is not None:
+                self.add_module(name, layer)
+
+    @property
+    def in_channels(self) -> int:
+        """Alias of ``in_planes``."""
+        return self.in_planes
+
+    @property
+    def out_channels(self) -> int:
+        """Alias of ``out_planes``."""
+        return self.out_planes
+
+    @property
+    def upsamples(self) -> bool:
+        """True if this unit up-samples, and so takes an ``output_size`` at call time."""
+        return "up" in self._modules
+
+    def forward(self, x: Tensor, output_size: tuple[int, int] | None = None) -> Tensor:
+        """Apply the unit.
+
+        Args:
+            x: Input of shape (B, in_planes, H, W).
+            output_size: Exact up-sampling size (h, w); overrides the constructor's. Only for an
+                up-sampling unit.
+
+        Returns:
+            The output, (B, out_planes, H', W').
+        """
+        check_input(self, x, self.in_planes)
+        if output_size is not None and not self.upsamples:
+            raise ValueError(
+                f"output_size={tuple(output_size)!r} given to a {type(self).__name__} that does not up-sample "
+                "(build it with scaler='up' and a stride or output_size)"
+            )
+        for layer in self:
+            x = layer(x, output_size) if isinstance(layer, Upsample) else layer(x)
+        return x

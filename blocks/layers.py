@@ -1,0 +1,206 @@
+"""Normalizer and activator registries.
+
+Every block takes a ``normalizer`` and an ``activator``. Both are resolved here, and only here, from
+one of these forms:
+
+* a registered name, e.g. ``'batch'`` or ``'prelu'`` (``None`` is the same as ``'null'``);
+* a ``(name, kwargs)`` pair, e.g. ``('group', {'num_groups': 8})``;
+* a callable ``f(channels) -> nn.Module``, e.g. the class ``nn.BatchNorm2d``.
+
+``register_normalizer`` and ``register_activator`` add names to the registries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Union
+
+from torch import nn
+
+__all__ = [
+    "LayerSpec",
+    "NORMALIZERS",
+    "ACTIVATORS",
+    "register_normalizer",
+    "register_activator",
+    "make_normalizer",
+    "make_activator",
+    "check_layer_spec",
+]
+
+LayerFactory = Callable[..., nn.Module]
+"""A factory ``f(channels, **kwargs) -> nn.Module``."""
+
+LayerSpec = Union[None, str, tuple[str, Mapping[str, Any]], Callable[[int], nn.Module]]
+"""What ``normalizer=`` and ``activator=`` accept: a name, a ``(name, kwargs)`` pair, a callable or None."""
+
+
+def _group_norm(channels: int, num_groups: int = 32, **kwargs: Any) -> nn.Module:
+    """GroupNorm with ``num_groups`` groups (at most ``channels``)."""
+    return nn.GroupNorm(min(num_groups, channels), channels, **kwargs)
+
+
+NORMALIZERS: dict[str, LayerFactory | None] = {
+    "batch": lambda channels, **kw: nn.BatchNorm2d(channels, **kw),
+    "inst": lambda channels, **kw: nn.InstanceNorm2d(channels, **kw),
+    "pinst": lambda channels, **kw: nn.InstanceNorm2d(channels, **{"affine": True, **kw}),
+    "group": _group_norm,
+    "layer": lambda channels, **kw: nn.GroupNorm(1, channels, **kw),
+    "null": None,
+}
+"""Registered normalizers: name -> factory ``f(channels, **kwargs)``; ``None`` means no layer."""
+
+NORMALIZER_DOCS: dict[str, str] = {
+    "batch": "`nn.BatchNorm2d(channels)`",
+    "inst": "`nn.InstanceNorm2d(channels)` (no affine parameters)",
+    "pinst": "`nn.InstanceNorm2d(channels, affine=True)`",
+    "group": "`nn.GroupNorm(min(num_groups, channels), channels)`, `num_groups=32`",
+    "layer": "`nn.GroupNorm(1, channels)`",
+    "null": "no normalization (the conv gets a bias); `None` is the same",
+}
+
+ACTIVATORS: dict[str, LayerFactory | None] = {
+    "relu": lambda channels, **kw: nn.ReLU(**kw),
+    "prelu": lambda channels, **kw: nn.PReLU(**{"num_parameters": channels, **kw}),
+    "leaky": lambda channels, **kw: nn.LeakyReLU(**kw),
+    "gelu": lambda channels, **kw: nn.GELU(**kw),
+    "silu": lambda channels, **kw: nn.SiLU(**kw),
+    "elu": lambda channels, **kw: nn.ELU(**kw),
+    "null": None,
+}
+"""Registered activators: name -> factory ``f(channels, **kwargs)``; ``None`` means no layer."""
+
+ACTIVATOR_DOCS: dict[str, str] = {
+    "relu": "`nn.ReLU()`",
+    "prelu": "`nn.PReLU(num_parameters=channels)`: one slope per channel",
+    "leaky": "`nn.LeakyReLU()` (slope 0.01)",
+    "gelu": "`nn.GELU()`",
+    "silu": "`nn.SiLU()`",
+    "elu": "`nn.ELU()`",
+    "null": "no activation; `None` is the same",
+}
+
+
+def _register(registry: dict[str, LayerFactory | None], kind: str, name: str, factory: LayerFactory) -> None:
+    """Add ``name -> factory`` to ``registry`` after checking both."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise ValueError(f"{kind} factory for {name!r} must be callable f(channels) -> nn.Module, got {factory!r}")
+    registry[name] = factory
+
+
+def register_normalizer(name: str, factory: LayerFactory) -> None:
+    """Register a normalizer name, usable as ``normalizer=name`` in every block.
+
+    Args:
+        name: The new name; an existing name is replaced.
+        factory: ``f(channels, **kwargs) -> nn.Module``, called with the number of channels to normalize.
+
+    Example:
+        >>> from torch import nn
+        >>> register_normalizer("batch0", lambda c, **kw: nn.BatchNorm2d(c, momentum=0.0, **kw))
+        >>> make_normalizer("batch0", 8)
+        BatchNorm2d(8, eps=1e-05, momentum=0.0, affine=True, track_running_stats=True)
+    """
+    _register(NORMALIZERS, "normalizer", name, factory)
+
+
+def register_activator(name: str, factory: LayerFactory) -> None:
+    """Register an activator name, usable as ``activator=name`` in every block.
+
+    Args:
+        name: The new name; an existing name is replaced.
+        factory: ``f(channels, **kwargs) -> nn.Module``, called with the number of channels it acts on.
+
+    Example:
+        >>> from torch import nn
+        >>> register_activator("tanh", lambda c, **kw: nn.Tanh())
+        >>> make_activator("tanh", 8)
+        Tanh()
+    """
+    _register(ACTIVATORS, "activator", name, factory)
+
+
+def _split(spec: LayerSpec, kind: str, registry: Mapping[str, LayerFactory | None]) -> tuple[LayerFactory | None, dict]:
+    """Resolve ``spec`` into a factory (None for no layer) and its keyword arguments."""
+    if spec is None:
+        return None, {}
+    kwargs: dict[str, Any] = {}
+    if isinstance(spec, tuple):
+        if len(spec) != 2 or not isinstance(spec[0], str) or not isinstance(spec[1], Mapping):
+            raise ValueError(f"{kind} pair must be (name, kwargs) with a str name and a dict, got {spec!r}")
+        spec, kwargs = spec[0], dict(spec[1])
+    if isinstance(spec, str):
+        if spec not in registry:
+            raise ValueError(f"{kind}={spec!r} is not a registered {kind}; valid names: {sorted(registry)}")
+        return registry[spec], kwargs
+    if callable(spec):
+        return spec, kwargs
+    raise ValueError(
+        f"{kind}={spec!r} must be a name in {sorted(registry)}, a (name, kwargs) pair, a callable or None"
+    )
+
+
+def check_layer_spec(spec: LayerSpec, kind: str) -> None:
+    """Validate a normalizer or activator spec without building a layer.
+
+    Args:
+        spec: The value given as ``normalizer=`` or ``activator=``.
+        kind: ``'normalizer'`` or ``'activator'``.
+
+    Raises:
+        ValueError: If the name is unknown or the form is not accepted.
+    """
+    _split(spec, kind, NORMALIZERS if kind == "normalizer" else ACTIVATORS)
+
+
+def _make(spec: LayerSpec, channels: int, kind: str, registry: Mapping[str, LayerFactory | None]) -> nn.Module | None:
+    """Build the layer for ``spec`` acting on ``channels`` channels; None when there is no layer."""
+    factory, kwargs = _split(spec, kind, registry)
+    if factory is None:
+        return None
+    layer = factory(channels, **kwargs)
+    if not isinstance(layer, nn.Module):
+        raise ValueError(f"{kind} factory {factory!r} returned {type(layer).__name__}, not an nn.Module")
+    return layer
+
+
+def make_normalizer(spec: LayerSpec, channels: int) -> nn.Module | None:
+    """Build a normalization layer.
+
+    Args:
+        spec: A registered name, a ``(name, kwargs)`` pair, a callable ``f(channels)`` or None.
+        channels: Number of channels to normalize.
+
+    Returns:
+        The layer, or None for ``'null'`` / ``None``.
+
+    Raises:
+        ValueError: If ``spec`` is an unknown name or not an accepted form.
+
+    Example:
+        >>> make_normalizer(("group", {"num_groups": 4}), 16)
+        GroupNorm(4, 16, eps=1e-05, affine=True)
+    """
+    return _make(spec, channels, "normalizer", NORMALIZERS)
+
+
+def make_activator(spec: LayerSpec, channels: int) -> nn.Module | None:
+    """Build an activation layer.
+
+    Args:
+        spec: A registered name, a ``(name, kwargs)`` pair, a callable ``f(channels)`` or None.
+        channels: Number of channels it acts on (used by ``'prelu'``).
+
+    Returns:
+        The layer, or None for ``'null'`` / ``None``.
+
+    Raises:
+        ValueError: If ``spec`` is an unknown name or not an accepted form.
+
+    Example:
+        >>> make_activator("prelu", 16)
+        PReLU(num_parameters=16)
+    """
+    return _make(spec, channels, "activator", ACTIVATORS)
