@@ -1,0 +1,21 @@
+"""The README opens with the two commands, and .ci/run runs the test command verbatim."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def commands():
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text())
+
+
+def test_readme_opens_with_the_main_job_and_the_test_command():
+    main_job, tests = commands()[:2]
+    assert main_job.endswith("python -m blocks") and "pip install -e ." in main_job
+    assert "pip install -e '.[test]'" in tests and "-m pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert commands()[1] in ci_lines
