@@ -15,7 +15,7 @@ from .checks import (
     check_pair,
     check_positive_int,
 )
-from .layers import LayerSpec, make_activator, make_normalizer
+from .layers import LayerSpec, in_place, make_activator, make_normalizer
 
 __all__ = ["ConvModern2d", "Upsample"]
 
@@ -112,6 +112,8 @@ class ConvModern2d(nn.Sequential):
         norm_planes = in_planes if layer_order == "new" else out_planes
         norm = make_normalizer(normalizer, norm_planes)
         act = make_activator(activator, norm_planes)
+        if norm is not None or layer_order == "old":  # act reads a fresh norm/conv output: safe in place
+            act = in_place(act)
         conv = nn.Conv2d(
             in_planes,
             out_planes,

@@ -26,6 +26,7 @@ __all__ = [
     "make_normalizer",
     "make_activator",
     "check_layer_spec",
+    "in_place",
 ]
 
 LayerFactory = Callable[..., nn.Module]
@@ -204,3 +205,14 @@ def make_activator(spec: LayerSpec, channels: int) -> nn.Module | None:
         PReLU(num_parameters=16)
     """
     return _make(spec, channels, "activator", ACTIVATORS)
+
+
+def in_place(layer: nn.Module | None) -> nn.Module | None:
+    """Switch ``layer`` to work in place if it can (it has an ``inplace`` flag, as ``nn.ReLU``); return it.
+
+    Callers use this only where the layer's input is a fresh tensor that nothing else reads (the output of
+    a norm or a conv, or the residual sum), which saves a copy and memory as torchvision's ``ReLU(inplace=True)``.
+    """
+    if layer is not None and isinstance(getattr(layer, "inplace", None), bool):
+        layer.inplace = True
+    return layer

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from .checks import IntPair, check_input, check_pair, check_positive_int
 from .conv import ConvModern2d
-from .layers import LayerSpec, make_activator
+from .layers import LayerSpec, in_place, make_activator
 
 __all__ = ["BlockPlain2d", "BlockBottleneck2d"]
 
@@ -88,7 +88,7 @@ class _ResidualBlock2d(nn.Module):
         self.out_planes = out_planes
         self.branch = branch
         self.shortcut = make_shortcut(in_planes, out_planes, stride, output_size, normalizer, scaler)
-        self.activation = make_activator(activator, out_planes) if layer_order == "old" else None
+        self.activation = in_place(make_activator(activator, out_planes)) if layer_order == "old" else None
 
     @property
     def in_channels(self) -> int:

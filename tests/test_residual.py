@@ -237,3 +237,24 @@ def test_wrong_input_names_block_and_shapes(cls):
         block(torch.randn(2, 4, 5, 5))
     with pytest.raises(ValueError, match=rf"{cls.__name__} expects .* got \(8, 5, 5\)"):
         block(torch.randn(8, 5, 5))
+
+
+@pytest.mark.parametrize("norm", ["batch", None])
+@pytest.mark.parametrize("order", ["new", "old"])
+@pytest.mark.parametrize("cls", [BlockPlain2d, BlockBottleneck2d])
+def test_in_place_activations_never_touch_the_input_and_keep_gradients(cls, order, norm):
+    block = cls(8, 8, normalizer=norm, activator="relu", layer_order=order)
+    reference = cls(8, 8, normalizer=norm, activator="relu", layer_order=order)
+    reference.load_state_dict(block.state_dict())
+    for m in reference.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    assert any(isinstance(m, nn.ReLU) and m.inplace for m in block.modules())
+    x = torch.randn(2, 8, 6, 6)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = block(x1), reference(x2)
+    assert torch.equal(x1.detach(), x)  # the shortcut still sees the untouched input
+    assert torch.equal(y1, y2)
+    y1.square().sum().backward()
+    y2.square().sum().backward()
+    assert torch.allclose(x1.grad, x2.grad)

@@ -1,0 +1,351 @@
+"""Benchmarks of `blocks` against its peers, measured side by side in one run.
+
+    python benchmarks/run.py            # full run (several minutes on 2 cores); writes benchmarks/results.json
+    python benchmarks/run.py --quick    # tiny sizes, one repeat: checks that everything runs (CI)
+
+Timings are interleaved (A, B, A, B, ...) after a warm-up, and the median is reported, so that machine
+noise hits every contender alike. Peers come from the `bench` extra (torchvision, timm,
+segmentation-models-pytorch, monai); a missing peer is reported as missing, not faked. Peak memory of
+a training step is measured in a fresh subprocess per model (peak RSS growth during the step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import blocks
+
+HERE = Path(__file__).resolve().parent
+
+
+# ----------------------------------------------------------------------------------------- models
+
+
+def _torchvision(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import torchvision
+
+        return getattr(torchvision.models, name)()
+
+    return build
+
+
+def _timm(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import timm
+
+        return timm.create_model(name, pretrained=False)
+
+    return build
+
+
+def _smp_unet() -> nn.Module:
+    import segmentation_models_pytorch as smp
+
+    return smp.Unet("resnet34", encoder_weights=None, in_channels=1, classes=2)
+
+
+def _monai_unet() -> nn.Module:
+    from monai.networks.nets import UNet
+
+    return UNet(2, 1, 2, channels=(64, 128, 256, 512, 1024), strides=(2, 2, 2, 2), num_res_units=2)
+
+
+MODELS: dict[str, Callable[[], nn.Module]] = {
+    "blocks resnet50": lambda: blocks.resnet50(),
+    "torchvision resnet50": _torchvision("resnet50"),
+    "blocks resnet50 pre-act": lambda: blocks.resnet50(layer_order="new"),
+    "timm resnetv2_50": _timm("resnetv2_50"),
+    "blocks UNet2d": lambda: blocks.UNet2d(1, 2),
+    "smp Unet resnet34": _smp_unet,
+    "monai UNet": _monai_unet,
+}
+"""Every contender by name; peers are imported only when built."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A comparison: our model against a peer on the same input."""
+
+    group: str
+    ours: str
+    peer: str
+    input_size: tuple[int, ...]
+
+
+def pairs(quick: bool) -> list[Pair]:
+    """The comparisons, at full or quick sizes."""
+    image = (1, 3, 64, 64) if quick else (8, 3, 224, 224)
+    grey = (1, 1, 64, 64) if quick else (2, 1, 256, 256)
+    return [
+        Pair("resnet50", "blocks resnet50", "torchvision resnet50", image),
+        Pair("pre-act resnet50", "blocks resnet50 pre-act", "timm resnetv2_50", image),
+        Pair("U-Net", "blocks UNet2d", "smp Unet resnet34", grey),
+        Pair("U-Net", "blocks UNet2d", "monai UNet", grey),
+    ]
+
+
+# ----------------------------------------------------------------------------------------- timing
+
+
+def train_step(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    """One forward + backward pass of ``model`` in training mode."""
+    model.train()
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        model(x).float().mean().backward()
+
+    return step
+
+
+def inference(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    """One forward pass of ``model`` in eval mode under ``torch.inference_mode``."""
+    model.eval()
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    return run
+
+
+def interleaved(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median seconds per call of each function, calling them in turn ``repeats`` times after a warm-up."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def flops_of(fn: Callable[[], None]) -> int:
+    """Floating-point operations of one call of ``fn``, counted by torch's FlopCounterMode."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def machine_peak(quick: bool) -> float:
+    """GFLOP/s of a large fp32 matrix product on this machine (the practical peak)."""
+    n = 512 if quick else 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds = interleaved({"mm": lambda: torch.mm(a, b)}, repeats=3 if quick else 7)["mm"]
+    return 2 * n**3 / seconds / 1e9
+
+
+# ----------------------------------------------------------------------------------------- memory
+
+
+def _rss_mb(field: str) -> float:
+    """A field of /proc/self/status (VmRSS, VmHWM) in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def child_memory(name: str, input_size: tuple[int, ...]) -> dict:
+    """In this (fresh) process: peak RSS growth of one training step of model ``name`` in MiB."""
+    torch.manual_seed(0)
+    model = MODELS[name]()
+    x = torch.randn(*input_size)
+    step = train_step(model, x)
+    step()  # allocator warm-up; the peak of the second step is the steady state
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (Linux)
+    before = _rss_mb("VmRSS")
+    step()
+    return {"peak_mb": _rss_mb("VmHWM") - before}
+
+
+def child_summary(tool: str, input_size: tuple[int, ...]) -> dict:
+    """In this (fresh) process: time and peak RSS growth of a summary of the seed U-Net."""
+    model = blocks.UNet2d(1, 2)
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _rss_mb("VmRSS")
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        if tool == "blocks.summary":
+            blocks.summary(model, input_size[1:], batch_size=input_size[0])
+        else:
+            import torchsummary
+
+            torchsummary.summary(model, input_size[1:], batch_size=input_size[0], device="cpu")
+    rows = [line.split()[:-1] for line in out.getvalue().splitlines() if line[:20].strip().count("-") == 1]
+    return {"seconds": time.perf_counter() - start, "peak_mb": _rss_mb("VmHWM") - before, "rows": rows}
+
+
+def in_subprocess(kind: str, name: str, input_size: tuple[int, ...]) -> dict:
+    """Run ``child_<kind>`` in a fresh interpreter and return its JSON answer (or the error)."""
+    command = [sys.executable, __file__, "--child", kind, name, *map(str, input_size)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------------------- report
+
+
+def build_all(names: list[str]) -> dict[str, nn.Module | str]:
+    """Build each model with a fixed seed; a peer that is not installed maps to an error string."""
+    built: dict[str, nn.Module | str] = {}
+    for name in names:
+        torch.manual_seed(0)
+        try:
+            built[name] = MODELS[name]()
+        except ImportError as error:
+            built[name] = f"missing ({error.name})"
+    return built
+
+
+def run(quick: bool, compile_models: bool) -> dict:
+    """Run every benchmark and return the results."""
+    repeats = 1 if quick else 5
+    results: dict = {
+        "machine": {
+            "cpu": _cpu_name(),
+            "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "date": time.strftime("%Y-%m-%d"),
+        },
+        "quick": quick,
+        "peak_gflops": machine_peak(quick),
+        "rows": [],
+    }
+    rows = results["rows"]
+    for pair in pairs(quick):
+        built = build_all([pair.ours, pair.peer])
+        x = torch.randn(*pair.input_size)
+        available = {name: m for name, m in built.items() if isinstance(m, nn.Module)}
+        for name, m in built.items():
+            if not isinstance(m, nn.Module):
+                rows.append({"group": pair.group, "model": name, "metric": "all", "value": None, "note": m})
+        variants = {name: m for name, m in available.items()}
+        if pair.group.startswith("resnet") or pair.group.startswith("pre-act"):
+            for metric, make in (("train step (s)", train_step), ("inference (s)", inference)):
+                times = interleaved({n: make(m, x) for n, m in variants.items()}, repeats)
+                rows += [{"group": pair.group, "model": n, "metric": metric, "value": t} for n, t in times.items()]
+            cl = {f"{n} channels_last": m.to(memory_format=torch.channels_last) for n, m in variants.items()}
+            x_cl = x.to(memory_format=torch.channels_last)
+            times = interleaved({n: inference(m, x_cl) for n, m in cl.items()}, repeats)
+            rows += [{"group": pair.group, "model": n, "metric": "inference (s)", "value": t} for n, t in times.items()]
+            for m in variants.values():
+                m.to(memory_format=torch.contiguous_format)
+        else:
+            fns = {n: train_step(m, x) for n, m in variants.items()}
+            if compile_models and not quick:
+                fns.update({f"{n} compiled": train_step(torch.compile(m), x) for n, m in variants.items()})
+            flops = {n: flops_of(train_step(m, x)) for n, m in variants.items()}
+            times = interleaved(fns, repeats)
+            for n, t in times.items():
+                base = n.removesuffix(" compiled")
+                rows.append({"group": pair.group, "model": n, "metric": "train step (s)", "value": t,
+                             "gflops": flops[base] / t / 1e9})
+        for name in available:
+            memory = in_subprocess("memory", name, pair.input_size)
+            rows.append({"group": pair.group, "model": name, "metric": "train peak (MiB)",
+                         "value": memory.get("peak_mb"), "note": memory.get("error")})
+    seed = (4, 1, 64, 64) if quick else (4, 1, 512, 512)
+    answers = {tool: in_subprocess("summary", tool, seed) for tool in ("blocks.summary", "torchsummary")}
+    for tool, answer in answers.items():
+        rows.append({"group": f"summary {list(seed)}", "model": tool, "metric": "seconds",
+                     "value": answer.get("seconds"), "note": answer.get("error")})
+        rows.append({"group": f"summary {list(seed)}", "model": tool, "metric": "peak (MiB)",
+                     "value": answer.get("peak_mb")})
+    ours, stock = (answers[t].get("rows") for t in ("blocks.summary", "torchsummary"))
+    results["summary_rows_identical"] = ours is not None and stock is not None and ours[:-1] == stock
+    return _dedupe(rows, results)
+
+
+def _dedupe(rows: list[dict], results: dict) -> dict:
+    """Keep the first row per (group, model, metric): a model in two pairs is measured in each pair."""
+    results["rows"] = rows
+    return results
+
+
+def _cpu_name() -> str:
+    """The processor's model name from /proc/cpuinfo, or platform's answer."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def table(results: dict) -> str:
+    """The results as a Markdown table, with each row's ratio to the first model of its group and metric."""
+    lines = [
+        f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+        f"torch {results['machine']['torch']}, {results['machine']['date']}; "
+        f"fp32 matmul peak {results['peak_gflops']:.1f} GFLOP/s",
+        "",
+        "| group | model | metric | value | vs blocks | GFLOP/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    firsts: dict[tuple[str, str], float] = {}
+    for row in results["rows"]:
+        value = row.get("value")
+        key = (row["group"], row["metric"].split(" (")[0] if "inference" in row["metric"] else row["metric"])
+        if value is not None and key not in firsts:
+            firsts[key] = value
+        ratio = f"{value / firsts[key]:.2f}x" if value is not None and firsts.get(key) else ""
+        shown = "" if value is None else f"{value:.3f}"
+        gflops = f"{row['gflops']:.1f}" if "gflops" in row else ""
+        lines.append(f"| {row['group']} | {row['model']} | {row['metric']} | {shown or row.get('note', '')} "
+                     f"| {ratio} | {gflops} |")
+    lines.append("")
+    lines.append(f"Summary rows identical to torchsummary's (apart from our last row): "
+                 f"{results.get('summary_rows_identical')}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Parse arguments, run, print the table and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (for CI)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    parser.add_argument("--json", type=Path, help="where to write the results (default: benchmarks/results.json; "
+                                                  "with --quick: not written)")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, name, *size = args.child
+        answer = (child_memory if kind == "memory" else child_summary)(name, tuple(int(s) for s in size))
+        print(json.dumps(answer))
+        return 0
+    results = run(args.quick, not args.no_compile)
+    print(table(results))
+    target = args.json or (None if args.quick else HERE / "results.json")
+    if target:
+        target.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"\nwritten to {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
