@@ -15,11 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from .conv import ConvModern2d
 from .residual import BlockBottleneck2d, BlockPlain2d
+from .resnet import ARCHS, resnet18, resnet34, resnet50, resnet101, resnet152
 from .summary import summary
+from .unet import UNet2d, shape_table
 
 __all__ = ["MODELS", "ModelEntry", "main", "parse_value"]
 
@@ -55,11 +58,25 @@ MODELS: dict[str, ModelEntry] = {
         (16, 4, 255),
         "BlockBottleneck2d(16, 32, stride=(1, 2)), the example of MDNC's docs",
     ),
+    "unet": ModelEntry(
+        lambda **kw: UNet2d(**{"in_planes": 1, "out_planes": 2, **kw}),
+        (1, 512, 512),
+        "UNet2d(in_planes=1, out_planes=2): grey images to a 2-class map",
+    ),
+    **{
+        build.__name__: ModelEntry(
+            build, (3, 224, 224), f"ResNet{tuple(ARCHS[build.__name__][0])}, {ARCHS[build.__name__][1]} blocks"
+        )
+        for build in (resnet18, resnet34, resnet50, resnet101, resnet152)
+    },
 }
 """Models by command-line name; ``--set key=value`` overrides their keyword arguments."""
 
-DEFAULT_MODEL = "bottleneck"
+DEFAULT_MODEL = "unet"
 """What ``python -m blocks`` with no arguments summarizes."""
+
+DEFAULT_BATCH = 4
+"""The batch size of that summary."""
 
 
 def parse_value(text: str) -> Any:
@@ -111,6 +128,16 @@ def run_summary(name: str, input_size: Sequence[int] | None = None, batch: int =
     return summary(model, size, batch_size=batch)
 
 
+def show_default() -> None:
+    """Print the summary and the per-level shape table of the default model, built on ``meta`` (instant)."""
+    entry = MODELS[DEFAULT_MODEL]
+    with torch.device("meta"):
+        model = entry.build()
+    print(f"{DEFAULT_MODEL}: {type(model).__name__}, input {list(entry.input_size)}, batch {DEFAULT_BATCH}")
+    summary(model, entry.input_size, batch_size=DEFAULT_BATCH)
+    print(shape_table(model, torch.empty(DEFAULT_BATCH, *entry.input_size, device="meta")))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -127,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:12s} {entry.description}  (input {list(entry.input_size)})")
         return 0
     if args.command is None:
-        run_summary(DEFAULT_MODEL)
+        show_default()
         return 0
     try:
         run_summary(args.name, args.input, args.batch, **dict(args.set))
