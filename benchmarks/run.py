@@ -17,6 +17,7 @@ import io
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -193,7 +194,7 @@ def child_summary(tool: str, input_size: tuple[int, ...]) -> dict:
             import torchsummary
 
             torchsummary.summary(model, input_size[1:], batch_size=input_size[0], device="cpu")
-    rows = [line.split()[:-1] for line in out.getvalue().splitlines() if line[:20].strip().count("-") == 1]
+    rows = [line.split() for line in out.getvalue().splitlines() if re.match(r"\s*\w+-\d+\s+\[", line)]
     return {"seconds": time.perf_counter() - start, "peak_mb": _rss_mb("VmHWM") - before, "rows": rows}
 
 

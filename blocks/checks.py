@@ -43,13 +43,51 @@ def check_pair(name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
     return (pair[0], pair[1])
 
 
-def check_output_size(value: Any) -> tuple[int, int] | None:
-    """Return ``output_size`` as a pair (or None), else raise a ValueError."""
-    return None if value is None else check_pair("output_size", value)
+def check_output_size(value: Any, name: str = "output_size") -> tuple[int, int] | None:
+    """Return ``output_size`` (or the argument ``name``) as a pair (or None), else raise a ValueError."""
+    return None if value is None else check_pair(name, value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool, else raise a TypeError naming ``name``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}={value!r} must be True or False")
+    return value
+
+
+def check_call_output_size(module: nn.Module, value: Any) -> tuple[Any, Any] | None:
+    """Return an ``output_size`` given at call time as a pair (or None), else raise a ValueError.
+
+    Accepts None, an int >= 1, or a pair of sizes. Sizes read from a tensor's shape are accepted as
+    they are (under ``torch.export`` and ``torch.compile`` they are symbolic ints); plain ints must be >= 1.
+    """
+    if value is None:
+        return None
+    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if (
+        not isinstance(pair, (tuple, list))  # torch.Size is a tuple
+        or len(pair) != 2
+        or any(isinstance(v, (bool, float)) or (isinstance(v, int) and v < 1) for v in pair)
+    ):
+        raise ValueError(
+            f"{type(module).__name__} got output_size={value!r}; it must be None, an int >= 1 or a pair (h, w) of them"
+        )
+    return (pair[0], pair[1])
 
 
 def check_input(module: nn.Module, x: Tensor, in_planes: int) -> None:
-    """Raise a ValueError naming ``module`` unless ``x`` is a 4-D (B, in_planes, H, W) tensor."""
+    """Raise unless ``x`` is a floating-point 4-D (B, in_planes, H, W) tensor; errors name ``module``.
+
+    Raises:
+        TypeError: If ``x`` is not a tensor, or not a floating-point one.
+        ValueError: If ``x`` is not 4-D or does not have ``in_planes`` channels.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{type(module).__name__} expects a tensor of shape (B, {in_planes}, H, W), got {type(x).__name__}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{type(module).__name__} expects a floating-point tensor, got dtype {x.dtype}")
     if x.dim() != 4 or x.shape[1] != in_planes:
         raise ValueError(
             f"{type(module).__name__} expects input of shape (B, {in_planes}, H, W), got {tuple(x.shape)}"

@@ -9,13 +9,14 @@ from .checks import (
     LAYER_ORDERS,
     SCALERS,
     IntPair,
+    check_call_output_size,
     check_choice,
     check_input,
     check_output_size,
     check_pair,
     check_positive_int,
 )
-from .layers import LayerSpec, in_place, make_activator, make_normalizer
+from .layers import LayerSpec, in_place, make_activator, make_normalizer, returns_new_tensor
 
 __all__ = ["ConvModern2d", "Upsample"]
 
@@ -24,8 +25,11 @@ class Upsample(nn.Upsample):
     """Bilinear up-sampling (``align_corners=True``) whose output size can be given per call.
 
     Args:
-        scale_factor: Factor per dimension, used when no size is given.
-        size: Exact output size ``(H, W)``; overrides ``scale_factor``.
+        scale_factor: Integer factor, an int or one per dimension ``(h, w)``; used when no size is given.
+        size: Exact output size, an int or ``(H, W)``; overrides ``scale_factor``.
+
+    Raises:
+        ValueError: If neither is given, or either is not an int >= 1 or a pair of them.
 
     Example:
         >>> import torch
@@ -33,16 +37,16 @@ class Upsample(nn.Upsample):
         torch.Size([1, 3, 7, 9])
     """
 
-    def __init__(self, scale_factor: tuple[int, int] | None = None, size: tuple[int, int] | None = None) -> None:
-        super().__init__(
-            size=size,
-            scale_factor=None if size is not None else tuple(float(s) for s in scale_factor),
-            mode="bilinear",
-            align_corners=True,
-        )
+    def __init__(self, scale_factor: IntPair | None = None, size: IntPair | None = None) -> None:
+        if scale_factor is None and size is None:
+            raise ValueError("Upsample needs scale_factor (an int >= 1 or a pair) or size (h, w); got neither")
+        size = check_output_size(size, "size")
+        scale = None if size is not None else tuple(float(s) for s in check_pair("scale_factor", scale_factor))
+        super().__init__(size=size, scale_factor=scale, mode="bilinear", align_corners=True)
 
     def forward(self, x: Tensor, output_size: tuple[int, int] | None = None) -> Tensor:
         """Up-sample ``x`` to ``output_size`` if given, else to the constructor's size or scale factor."""
+        output_size = check_call_output_size(self, output_size)
         if output_size is None:
             return super().forward(x)
         return F.interpolate(x, size=output_size, mode="bilinear", align_corners=True)
@@ -112,7 +116,7 @@ class ConvModern2d(nn.Sequential):
         norm_planes = in_planes if layer_order == "new" else out_planes
         norm = make_normalizer(normalizer, norm_planes)
         act = make_activator(activator, norm_planes)
-        if norm is not None or layer_order == "old":  # act reads a fresh norm/conv output: safe in place
+        if returns_new_tensor(norm) or layer_order == "old":  # act reads a fresh norm/conv output: safe in place
             act = in_place(act)
         conv = nn.Conv2d(
             in_planes,
@@ -147,6 +151,20 @@ class ConvModern2d(nn.Sequential):
         """True if this unit up-samples, and so takes an ``output_size`` at call time."""
         return "up" in self._modules
 
+    def _check_size(self, x: Tensor, output_size: tuple[int, int] | None) -> None:
+        """Raise a ValueError if the conv's padded input (after any up-sampling) is smaller than its kernel."""
+        conv = self.conv
+        size = x.shape[-2:]
+        if self.upsamples:
+            up = self.up
+            size = output_size or up.size or [n * int(s) for n, s in zip(size, up.scale_factor)]
+        if any(n + 2 * p < k for n, p, k in zip(size, conv.padding, conv.kernel_size)):
+            raise ValueError(
+                f"{type(self).__name__} got input of shape {tuple(x.shape)}, too small: its conv sees "
+                f"{tuple(size)}{' after up-sampling' if self.upsamples else ''}, which with padding="
+                f"{conv.padding} is smaller than kernel_size={conv.kernel_size} (needs size + 2 * padding >= kernel_size)"
+            )
+
     def forward(self, x: Tensor, output_size: tuple[int, int] | None = None) -> Tensor:
         """Apply the unit.
 
@@ -157,13 +175,20 @@ class ConvModern2d(nn.Sequential):
 
         Returns:
             The output, (B, out_planes, H', W').
+
+        Raises:
+            TypeError: If ``x`` is not a floating-point tensor.
+            ValueError: If ``x`` is not (B, in_planes, H, W) or too small for the kernel, or
+                ``output_size`` is malformed or given to a unit that does not up-sample.
         """
         check_input(self, x, self.in_planes)
+        output_size = check_call_output_size(self, output_size)
         if output_size is not None and not self.upsamples:
             raise ValueError(
-                f"output_size={tuple(output_size)!r} given to a {type(self).__name__} that does not up-sample "
+                f"output_size={output_size!r} given to a {type(self).__name__} that does not up-sample "
                 "(build it with scaler='up' and a stride or output_size)"
             )
+        self._check_size(x, output_size)
         for layer in self:
             x = layer(x, output_size) if isinstance(layer, Upsample) else layer(x)
         return x

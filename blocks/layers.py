@@ -27,6 +27,7 @@ __all__ = [
     "make_activator",
     "check_layer_spec",
     "in_place",
+    "returns_new_tensor",
 ]
 
 LayerFactory = Callable[..., nn.Module]
@@ -36,9 +37,21 @@ LayerSpec = Union[None, str, tuple[str, Mapping[str, Any]], Callable[[int], nn.M
 """What ``normalizer=`` and ``activator=`` accept: a name, a ``(name, kwargs)`` pair, a callable or None."""
 
 
-def _group_norm(channels: int, num_groups: int = 32, **kwargs: Any) -> nn.Module:
-    """GroupNorm with ``num_groups`` groups (at most ``channels``)."""
-    return nn.GroupNorm(min(num_groups, channels), channels, **kwargs)
+def _group_norm(channels: int, num_groups: int | None = None, **kwargs: Any) -> nn.Module:
+    """GroupNorm with ``min(num_groups, channels)`` groups, by default the most groups (up to 32) dividing ``channels``."""
+    if num_groups is None:
+        groups = max(g for g in range(1, min(32, channels) + 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels, **kwargs)
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+        raise ValueError(f"normalizer 'group' got num_groups={num_groups!r}; it must be a positive int")
+    groups = min(num_groups, channels)
+    if channels % groups:
+        divisors = [g for g in range(1, groups + 1) if channels % g == 0]
+        raise ValueError(
+            f"normalizer 'group' with num_groups={num_groups} cannot split channels={channels} into equal groups; "
+            f"use a num_groups that divides {channels}, e.g. one of {divisors}"
+        )
+    return nn.GroupNorm(groups, channels, **kwargs)
 
 
 NORMALIZERS: dict[str, LayerFactory | None] = {
@@ -55,7 +68,8 @@ NORMALIZER_DOCS: dict[str, str] = {
     "batch": "`nn.BatchNorm2d(channels)`",
     "inst": "`nn.InstanceNorm2d(channels)` (no affine parameters)",
     "pinst": "`nn.InstanceNorm2d(channels, affine=True)`",
-    "group": "`nn.GroupNorm(min(num_groups, channels), channels)`, `num_groups=32`",
+    "group": "`nn.GroupNorm(groups, channels)`: `groups = min(num_groups, channels)` for a given `num_groups` "
+    "(which must divide `channels`), else the largest divisor of `channels` up to 32",
     "layer": "`nn.GroupNorm(1, channels)`",
     "null": "no normalization (the conv gets a bias); `None` is the same",
 }
@@ -132,6 +146,11 @@ def _split(spec: LayerSpec, kind: str, registry: Mapping[str, LayerFactory | Non
         if len(spec) != 2 or not isinstance(spec[0], str) or not isinstance(spec[1], Mapping):
             raise ValueError(f"{kind} pair must be (name, kwargs) with a str name and a dict, got {spec!r}")
         spec, kwargs = spec[0], dict(spec[1])
+    if isinstance(spec, nn.Module):  # callable too, but calling a layer with the channel count fails obscurely
+        raise TypeError(
+            f"{kind}={spec!r} is a layer instance; pass a name, its class (e.g. nn.{type(spec).__name__}) "
+            "or a factory f(channels) -> nn.Module, so that each block gets its own layer"
+        )
     if isinstance(spec, str):
         if spec not in registry:
             raise ValueError(f"{kind}={spec!r} is not a registered {kind}; valid names: {sorted(registry)}")
@@ -152,16 +171,22 @@ def check_layer_spec(spec: LayerSpec, kind: str) -> None:
 
     Raises:
         ValueError: If the name is unknown or the form is not accepted.
+        TypeError: If ``spec`` is a layer instance rather than a name, class or factory.
     """
     _split(spec, kind, NORMALIZERS if kind == "normalizer" else ACTIVATORS)
 
 
 def _make(spec: LayerSpec, channels: int, kind: str, registry: Mapping[str, LayerFactory | None]) -> nn.Module | None:
     """Build the layer for ``spec`` acting on ``channels`` channels; None when there is no layer."""
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"channels={channels!r} for the {kind} must be a positive int")
     factory, kwargs = _split(spec, kind, registry)
     if factory is None:
         return None
-    layer = factory(channels, **kwargs)
+    try:
+        layer = factory(channels, **kwargs)
+    except TypeError as error:  # e.g. an unknown keyword in a (name, kwargs) pair
+        raise TypeError(f"{kind}={spec!r} could not build a layer for {channels} channels: {error}") from error
     if not isinstance(layer, nn.Module):
         raise ValueError(f"{kind} factory {factory!r} returned {type(layer).__name__}, not an nn.Module")
     return layer
@@ -178,7 +203,9 @@ def make_normalizer(spec: LayerSpec, channels: int) -> nn.Module | None:
         The layer, or None for ``'null'`` / ``None``.
 
     Raises:
-        ValueError: If ``spec`` is an unknown name or not an accepted form.
+        ValueError: If ``spec`` is an unknown name or not an accepted form, or ``channels`` is not a
+            positive int.
+        TypeError: If ``spec`` is a layer instance, or its keyword arguments do not fit the layer.
 
     Example:
         >>> make_normalizer(("group", {"num_groups": 4}), 16)
@@ -198,13 +225,28 @@ def make_activator(spec: LayerSpec, channels: int) -> nn.Module | None:
         The layer, or None for ``'null'`` / ``None``.
 
     Raises:
-        ValueError: If ``spec`` is an unknown name or not an accepted form.
+        ValueError: If ``spec`` is an unknown name or not an accepted form, or ``channels`` is not a
+            positive int.
+        TypeError: If ``spec`` is a layer instance, or its keyword arguments do not fit the layer.
 
     Example:
         >>> make_activator("prelu", 16)
         PReLU(num_parameters=16)
     """
     return _make(spec, channels, "activator", ACTIVATORS)
+
+
+FRESH_OUTPUT_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+"""torch normalization layers, whose output is always a new tensor (BatchNorm, SyncBatchNorm, InstanceNorm, GroupNorm)."""
+
+
+def returns_new_tensor(layer: nn.Module | None) -> bool:
+    """True if ``layer`` is a torch normalization layer, so an in-place activation after it is safe.
+
+    A user's normalizer (a callable, a registered factory) may return its input unchanged (``nn.Identity``):
+    activating that in place would overwrite the block's input, which the shortcut still reads.
+    """
+    return isinstance(layer, FRESH_OUTPUT_NORMS)
 
 
 def in_place(layer: nn.Module | None) -> nn.Module | None:

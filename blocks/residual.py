@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .checks import IntPair, check_input, check_pair, check_positive_int
+from .checks import IntPair, check_bool, check_call_output_size, check_input, check_pair, check_positive_int
 from .conv import ConvModern2d
 from .layers import LayerSpec, in_place, make_activator
 
@@ -100,6 +100,11 @@ class _ResidualBlock2d(nn.Module):
         """Alias of ``out_planes``."""
         return self.out_planes
 
+    @property
+    def upsamples(self) -> bool:
+        """True if this block up-samples, and so takes an ``output_size`` at call time."""
+        return any(unit.upsamples for unit in self.branch)
+
     def forward(self, x: Tensor, output_size: tuple[int, int] | None = None) -> Tensor:
         """Apply the block: branch(x) + shortcut(x), then the activation in ``'old'`` order.
 
@@ -111,10 +116,17 @@ class _ResidualBlock2d(nn.Module):
             The output, (B, out_planes, H', W').
 
         Raises:
-            ValueError: If ``x`` is not (B, in_planes, H, W), or ``output_size`` is given to a block
-                that does not up-scale.
+            TypeError: If ``x`` is not a floating-point tensor.
+            ValueError: If ``x`` is not (B, in_planes, H, W), or ``output_size`` is malformed or given
+                to a block that does not up-scale.
         """
         check_input(self, x, self.in_planes)
+        output_size = check_call_output_size(self, output_size)
+        if output_size is not None and not self.upsamples:
+            raise ValueError(
+                f"output_size={output_size!r} given to a {type(self).__name__} that does not up-scale "
+                "(build it with scaler='up' and a stride or output_size)"
+            )
         out = self.branch(x, output_size)
         out = out + (x if self.shortcut is None else self.shortcut(x, output_size))
         return out if self.activation is None else self.activation(out)
@@ -165,6 +177,7 @@ class BlockPlain2d(_ResidualBlock2d):
     ) -> None:
         hidden = check_planes(in_planes, out_planes, hidden_planes)
         check_same_padding(kernel_size, padding)
+        check_bool("scale_first", scale_first)
         last_act = None if layer_order == "old" else activator
         scaled = {"stride": stride, "output_size": output_size}
         kept = {"stride": 1, "output_size": None}

@@ -82,6 +82,7 @@ def summary(
         The table, exactly as printed (without the final newline).
 
     Raises:
+        TypeError: If ``model`` is not an ``nn.Module``.
         ValueError: If ``input_size``, ``batch_size`` or ``dtypes`` is malformed.
         Exception: Whatever the model's forward raises when it fails on ``meta`` and on ``device``
             (on Python >= 3.11 with a note giving the meta error too).
@@ -116,6 +117,8 @@ def summary(
         >>> table.splitlines()[3].split()
         ['Conv2d-1', '[-1,', '8,', '28,', '28]', '80']
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"summary() needs an nn.Module as model, got {type(model).__name__}")
     sizes = _normalize_input_size(input_size)
     input_dtypes = _normalize_dtypes(dtypes, len(sizes))
     if isinstance(batch_size, bool) or not isinstance(batch_size, int):

@@ -1,0 +1,566 @@
+"""ResNet backbones composed of BlockPlain2d / BlockBottleneck2d, and torchvision weight import.
+
+With the defaults, ``resnet18`` ... ``resnet152`` are torchvision's architectures layer for layer
+(same parameter counts, same summary rows), and :func:`from_torchvision` loads torchvision's weights.
+
+Structure of :class:`ResNet` (these are also the module names in ``feature_info``):
+
+* ``stem``: 7x7/2 conv + norm + act in ``'old'`` order; the 7x7/2 conv alone in ``'new'`` order;
+* ``pool``: 3x3/2 max-pool;
+* ``layer1`` ... ``layer4``: the stages, built by :func:`make_stage`;
+* ``norm_act``: norm + act after the last stage, only in ``'new'`` (pre-activation) order;
+* ``avgpool``, ``fc``: the classifier head, absent when ``num_classes=None``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict, Union
+
+import torch
+from torch import Tensor, nn
+
+from .checks import LAYER_ORDERS, check_choice, check_positive_int
+from .layers import LayerSpec, check_layer_spec, in_place, make_activator, make_normalizer, returns_new_tensor
+from .residual import BlockBottleneck2d, BlockPlain2d
+
+__all__ = [
+    "ARCHS",
+    "BLOCKS",
+    "FeatureInfo",
+    "ResNet",
+    "from_torchvision",
+    "make_block",
+    "make_stage",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+]
+
+BLOCKS = ("bottleneck", "plain")
+"""``block`` values: ``'bottleneck'`` (1x1, 3x3, 1x1; torchvision's Bottleneck) or ``'plain'`` (3x3, 3x3; BasicBlock)."""
+
+EXPANSION = {"bottleneck": 4, "plain": 1}
+"""Output channels of a stage per unit of its width (torchvision's ``block.expansion``)."""
+
+WIDTHS = (64, 128, 256, 512)
+"""Width of each stage: the bottleneck width, or the output channels of a plain stage."""
+
+STEM_PLANES = 64
+"""Output channels of the stem."""
+
+ARCHS: dict[str, tuple[tuple[int, int, int, int], str]] = {
+    "resnet18": ((2, 2, 2, 2), "plain"),
+    "resnet34": ((3, 4, 6, 3), "plain"),
+    "resnet50": ((3, 4, 6, 3), "bottleneck"),
+    "resnet101": ((3, 4, 23, 3), "bottleneck"),
+    "resnet152": ((3, 8, 36, 3), "bottleneck"),
+}
+"""The presets: name -> (blocks per stage, block type)."""
+
+Block = Union[BlockPlain2d, BlockBottleneck2d]
+"""A block of a ResNet stage."""
+
+
+class FeatureInfo(TypedDict):
+    """One entry of ``ResNet.feature_info`` (timm's convention).
+
+    Attributes:
+        num_chs: Channels of the feature map.
+        reduction: Input size / feature size, per side.
+        module: Name of the submodule whose output is the feature (``model.get_submodule(module)``).
+
+    Example:
+        >>> resnet50().feature_info[1]
+        {'num_chs': 256, 'reduction': 4, 'module': 'layer1'}
+    """
+
+    num_chs: int
+    reduction: int
+    module: str
+
+
+# ------------------------------------------------------------------------------------------ checks
+
+
+def check_layers(layers: Any) -> tuple[int, int, int, int]:
+    """Return ``layers`` as a tuple if it is 4 positive ints (blocks per stage), else raise a ValueError.
+
+    Example:
+        >>> check_layers([3, 4, 6, 3])
+        (3, 4, 6, 3)
+    """
+    if (
+        not isinstance(layers, Sequence)
+        or isinstance(layers, str)
+        or len(layers) != len(WIDTHS)
+        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in layers)
+    ):
+        raise ValueError(
+            f"layers={layers!r} must be {len(WIDTHS)} positive ints, the number of blocks in each stage, "
+            f"e.g. {list(ARCHS['resnet50'][0])}"
+        )
+    return tuple(layers)
+
+
+def check_num_classes(num_classes: Any) -> int | None:
+    """Return ``num_classes`` if it is a positive int or None, else raise a ValueError.
+
+    Example:
+        >>> check_num_classes(None) is None
+        True
+    """
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+    ):
+        raise ValueError(f"num_classes={num_classes!r} must be a positive int, or None for a backbone without a head")
+    return num_classes
+
+
+# -------------------------------------------------------------------------------------- the pieces
+
+
+def make_stem(in_planes: int, normalizer: LayerSpec, activator: LayerSpec, layer_order: str) -> nn.Sequential:
+    """The stem before the max-pool: ``conv`` 7x7/2 -> ``norm`` -> ``act`` in ``'old'`` order, ``conv`` alone in ``'new'``.
+
+    In pre-activation order every block normalizes and activates its own input, so the stem is the
+    convolution alone (as timm's ``resnetv2``); its output, max-pooled, starts the residual stream.
+    The conv has a bias only when there is no normalizer (the library's rule).
+
+    Args:
+        in_planes: Input channels.
+        normalizer: Normalizer spec, see :mod:`blocks.layers`.
+        activator: Activator spec, see :mod:`blocks.layers`.
+        layer_order: ``'old'`` or ``'new'``.
+
+    Returns:
+        An ``nn.Sequential`` with ``conv`` [, ``norm``, ``act``], mapping (B, in_planes, H, W) to
+        (B, 64, H/2, W/2).
+
+    Example:
+        >>> make_stem(1, "batch", "relu", "new")
+        Sequential(
+          (conv): Conv2d(1, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)
+        )
+    """
+    norm = make_normalizer(normalizer, STEM_PLANES)
+    layers = {"conv": nn.Conv2d(in_planes, STEM_PLANES, 7, stride=2, padding=3, bias=norm is None)}
+    if layer_order == "old":
+        layers.update(norm=norm, act=in_place(make_activator(activator, STEM_PLANES)))
+    return nn.Sequential(OrderedDict((name, layer) for name, layer in layers.items() if layer is not None))
+
+
+def make_block(
+    block: str,
+    in_planes: int,
+    out_planes: int,
+    stride: int,
+    normalizer: LayerSpec,
+    activator: LayerSpec,
+    layer_order: str,
+) -> Block:
+    """One residual block in torchvision's configuration.
+
+    A bottleneck has width ``out_planes // 4`` and strides its 3x3 unit; a plain block has width
+    ``out_planes`` and strides its first unit. The block itself adds a projection shortcut when the
+    channels change or it strides.
+
+    Args:
+        block: ``'bottleneck'`` or ``'plain'``.
+        in_planes: Input channels.
+        out_planes: Output channels.
+        stride: Down-scaling stride.
+        normalizer: Normalizer spec, see :mod:`blocks.layers`.
+        activator: Activator spec, see :mod:`blocks.layers`.
+        layer_order: ``'old'`` or ``'new'``.
+
+    Returns:
+        The block.
+
+    Example:
+        >>> [u.conv.stride for u in make_block("bottleneck", 256, 512, 2, "batch", "relu", "old").branch]
+        [(1, 1), (2, 2), (1, 1)]
+    """
+    args = (in_planes, out_planes, 3, stride, 1, None, normalizer, activator, layer_order, "down")
+    if block == "plain":
+        return BlockPlain2d(*args, hidden_planes=out_planes, scale_first=True)
+    return BlockBottleneck2d(*args, hidden_planes=out_planes // EXPANSION["bottleneck"])
+
+
+def make_stage(
+    block: str,
+    in_planes: int,
+    out_planes: int,
+    depth: int,
+    stride: int,
+    normalizer: LayerSpec,
+    activator: LayerSpec,
+    layer_order: str,
+) -> nn.Sequential:
+    """A stage: ``depth`` blocks, the first of which takes the stride and the change of channels.
+
+    Args:
+        block: ``'bottleneck'`` or ``'plain'``.
+        in_planes: Input channels of the stage.
+        out_planes: Output channels of every block.
+        depth: Number of blocks.
+        stride: Stride of the first block; the others have stride 1.
+        normalizer: Normalizer spec, see :mod:`blocks.layers`.
+        activator: Activator spec, see :mod:`blocks.layers`.
+        layer_order: ``'old'`` or ``'new'``.
+
+    Returns:
+        An ``nn.Sequential`` of the blocks.
+
+    Example:
+        >>> stage = make_stage("plain", 64, 128, 2, 2, "batch", "relu", "old")
+        >>> [b.shortcut is None for b in stage]
+        [False, True]
+    """
+    first = make_block(block, in_planes, out_planes, stride, normalizer, activator, layer_order)
+    rest = [make_block(block, out_planes, out_planes, 1, normalizer, activator, layer_order) for _ in range(depth - 1)]
+    return nn.Sequential(first, *rest)
+
+
+def make_norm_act(planes: int, normalizer: LayerSpec, activator: LayerSpec) -> nn.Sequential | None:
+    """The final ``norm`` + ``act`` of a pre-activation ResNet; None when both are ``'null'``.
+
+    Example:
+        >>> make_norm_act(8, "batch", "relu").act
+        ReLU(inplace=True)
+        >>> make_norm_act(8, None, None) is None
+        True
+    """
+    norm = make_normalizer(normalizer, planes)
+    act = make_activator(activator, planes)
+    layers = {"norm": norm, "act": in_place(act) if returns_new_tensor(norm) else act}
+    layers = OrderedDict((name, layer) for name, layer in layers.items() if layer is not None)
+    return nn.Sequential(layers) if layers else None
+
+
+def init_weights(model: nn.Module) -> None:
+    """torchvision's initialization of the convolutions: Kaiming normal, fan-out, for ReLU.
+
+    Norm layers already start at weight 1 and bias 0; ``nn.Linear`` keeps PyTorch's default.
+
+    Example:
+        >>> conv = nn.Conv2d(64, 64, 3)
+        >>> init_weights(nn.Sequential(conv))
+        >>> 0.04 < conv.weight.std().item() < 0.07  # sqrt(2 / (64 * 3 * 3)) = 0.059
+        True
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+
+# ------------------------------------------------------------------------------------------ ResNet
+
+
+class ResNet(nn.Module):
+    """A ResNet of four stages of residual blocks, torchvision's architecture by default.
+
+    ``stem`` (7x7/2 conv + norm + act) -> ``pool`` (3x3/2 max-pool) -> ``layer1`` ... ``layer4``
+    (64, 128, 256, 512 wide; stride 2 in the first block of stages 2-4) -> ``avgpool`` -> flatten
+    -> ``fc``. Bottleneck stages output 4x their width.
+
+    ``layer_order='new'`` gives the pre-activation ResNet (He et al. 2016, "Identity Mappings in
+    Deep Residual Networks"): blocks in norm -> act -> conv order, a stem that is the 7x7/2 conv
+    alone (as timm's ``resnetv2``: the first block pre-activates its input), and ``norm_act``, a
+    norm + act after the last stage.
+
+    As in torchvision, activations that read a fresh norm or conv output, or the residual sum, work
+    in place (:func:`blocks.layers.in_place`).
+
+    Args:
+        layers: Number of blocks in each of the 4 stages, e.g. ``(3, 4, 6, 3)``.
+        block: ``'bottleneck'`` or ``'plain'``.
+        in_planes: Input channels (1 for grey images).
+        num_classes: Number of classes of the ``fc`` head; None for a backbone whose ``forward``
+            returns the last feature map.
+        normalizer: Normalizer spec for every layer, see :mod:`blocks.layers`.
+        activator: Activator spec for every layer, see :mod:`blocks.layers`.
+        layer_order: ``'old'`` (torchvision) or ``'new'`` (pre-activation).
+
+    Attributes:
+        feature_info: For each tensor of :meth:`forward_features`: its channels (``num_chs``),
+            reduction (``reduction``) and the submodule that outputs it (``module``).
+        num_features: Channels of the last feature map.
+
+    Raises:
+        ValueError: For any argument out of its allowed values.
+
+    Example:
+        >>> import torch
+        >>> net = ResNet([2, 2, 2, 2], "plain", in_planes=1, num_classes=10)
+        >>> net(torch.zeros(2, 1, 64, 64)).shape
+        torch.Size([2, 10])
+        >>> [f.shape[1:] for f in net.forward_features(torch.zeros(2, 1, 64, 64))][-1]
+        torch.Size([512, 2, 2])
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[int],
+        block: str = "bottleneck",
+        in_planes: int = 3,
+        num_classes: int | None = 1000,
+        normalizer: LayerSpec = "batch",
+        activator: LayerSpec = "relu",
+        layer_order: str = "old",
+    ) -> None:
+        super().__init__()
+        layers = check_layers(layers)
+        check_choice("block", block, BLOCKS)
+        self.in_planes = check_positive_int("in_planes", in_planes)
+        self.num_classes = check_num_classes(num_classes)
+        check_layer_spec(normalizer, "normalizer")
+        check_layer_spec(activator, "activator")
+        check_choice("layer_order", layer_order, LAYER_ORDERS)
+
+        self.stem = make_stem(in_planes, normalizer, activator, layer_order)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.feature_info: list[FeatureInfo] = [FeatureInfo(num_chs=STEM_PLANES, reduction=2, module="stem")]
+        planes = STEM_PLANES
+        for index, (depth, width) in enumerate(zip(layers, WIDTHS)):
+            name, out_planes, stride = f"layer{index + 1}", width * EXPANSION[block], 1 if index == 0 else 2
+            self.add_module(name, make_stage(block, planes, out_planes, depth, stride, normalizer, activator,
+                                             layer_order))
+            self.feature_info.append(FeatureInfo(num_chs=out_planes, reduction=4 * 2**index, module=name))
+            planes = out_planes
+        self.num_features = planes
+        self.norm_act = make_norm_act(planes, normalizer, activator) if layer_order == "new" else None
+        if self.norm_act is not None:
+            self.feature_info[-1] = FeatureInfo(num_chs=planes, reduction=self.feature_info[-1]["reduction"],
+                                                module="norm_act")
+        self.avgpool = None if num_classes is None else nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = None if num_classes is None else nn.Linear(planes, num_classes)
+
+        init_weights(self)
+
+    def forward_features(self, x: Tensor) -> list[Tensor]:
+        """The feature maps: the stem's output (before the max-pool), then each stage's output.
+
+        In ``'new'`` order the last one is after the final ``norm_act``. ``feature_info`` describes
+        them.
+
+        Args:
+            x: Input of shape (B, in_planes, H, W).
+
+        Returns:
+            5 tensors at reductions 2, 4, 8, 16, 32; e.g. for ``resnet50`` at 224x224: 64@112,
+            256@56, 512@28, 1024@14, 2048@7.
+        """
+        x = self.stem(x)
+        features = [x]
+        x = self.pool(x)
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
+            features.append(x)
+        if self.norm_act is not None:
+            features[-1] = self.norm_act(x)
+        return features
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Classify ``x``, or return its last feature map when there is no head.
+
+        Args:
+            x: Input of shape (B, in_planes, H, W).
+
+        Returns:
+            Logits (B, num_classes); with ``num_classes=None`` the last feature map
+            (B, num_features, H/32, W/32).
+        """
+        x = self.pool(self.stem(x))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        if self.norm_act is not None:
+            x = self.norm_act(x)
+        if self.fc is None:
+            return x
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet18(**kwargs: Any) -> ResNet:
+    """ResNet-18: plain blocks, (2, 2, 2, 2) per stage; 11,689,512 parameters with the defaults.
+
+    Args:
+        **kwargs: Keyword arguments of :class:`ResNet` (``in_planes``, ``num_classes``,
+            ``normalizer``, ``activator``, ``layer_order``).
+
+    Example:
+        >>> sum(p.numel() for p in resnet18().parameters())
+        11689512
+    """
+    return ResNet(*ARCHS["resnet18"], **kwargs)
+
+
+def resnet34(**kwargs: Any) -> ResNet:
+    """ResNet-34: plain blocks, (3, 4, 6, 3) per stage; 21,797,672 parameters with the defaults.
+
+    Args:
+        **kwargs: Keyword arguments of :class:`ResNet`.
+
+    Example:
+        >>> resnet34(num_classes=None).num_features
+        512
+    """
+    return ResNet(*ARCHS["resnet34"], **kwargs)
+
+
+def resnet50(**kwargs: Any) -> ResNet:
+    """ResNet-50: bottleneck blocks, (3, 4, 6, 3) per stage; 25,557,032 parameters with the defaults.
+
+    Args:
+        **kwargs: Keyword arguments of :class:`ResNet`.
+
+    Example:
+        >>> [f["num_chs"] for f in resnet50(num_classes=None).feature_info]
+        [64, 256, 512, 1024, 2048]
+    """
+    return ResNet(*ARCHS["resnet50"], **kwargs)
+
+
+def resnet101(**kwargs: Any) -> ResNet:
+    """ResNet-101: bottleneck blocks, (3, 4, 23, 3) per stage; 44,549,160 parameters with the defaults.
+
+    Args:
+        **kwargs: Keyword arguments of :class:`ResNet`.
+
+    Example:
+        >>> len(resnet101(layer_order="new").layer3)
+        23
+    """
+    return ResNet(*ARCHS["resnet101"], **kwargs)
+
+
+def resnet152(**kwargs: Any) -> ResNet:
+    """ResNet-152: bottleneck blocks, (3, 8, 36, 3) per stage; 60,192,808 parameters with the defaults.
+
+    Args:
+        **kwargs: Keyword arguments of :class:`ResNet`.
+
+    Example:
+        >>> import torch
+        >>> with torch.device("meta"):
+        ...     net = resnet152()
+        >>> sum(p.numel() for p in net.parameters())
+        60192808
+    """
+    return ResNet(*ARCHS["resnet152"], **kwargs)
+
+
+# ------------------------------------------------------------------------------ torchvision weights
+
+_TORCHVISION_RULES = (
+    (re.compile(r"^stem\.conv\."), "conv1."),
+    (re.compile(r"^stem\.norm\."), "bn1."),
+    (re.compile(r"\.branch\.(\d)\.conv\."), lambda m: f".conv{int(m[1]) + 1}."),
+    (re.compile(r"\.branch\.(\d)\.norm\."), lambda m: f".bn{int(m[1]) + 1}."),
+    (re.compile(r"\.shortcut\.conv\."), ".downsample.0."),
+    (re.compile(r"\.shortcut\.norm\."), ".downsample.1."),
+)
+"""Our module path -> torchvision's; ``layerN.i.`` and ``fc.`` are the same in both."""
+
+
+def _torchvision_key(key: str) -> str:
+    """The torchvision name of one of our state-dict keys, e.g. ``layer1.0.branch.1.norm.bias`` -> ``layer1.0.bn2.bias``."""
+    for pattern, replacement in _TORCHVISION_RULES:
+        key = pattern.sub(replacement, key)
+    return key
+
+
+def _infer_arch(state: Mapping[str, Tensor]) -> tuple[tuple[int, ...], str]:
+    """Blocks per stage and block type of a torchvision ResNet state dict, from its keys."""
+    depths = tuple(
+        len({match[1] for key in state if (match := re.match(rf"layer{stage}\.(\d+)\.", key))})
+        for stage in range(1, len(WIDTHS) + 1)
+    )
+    if not all(depths):
+        raise ValueError(
+            f"cannot infer the architecture: blocks per stage {list(depths)} from the keys "
+            f"(not a torchvision ResNet?); pass arch= one of {list(ARCHS)}"
+        )
+    block = "bottleneck" if any(re.match(r"layer\d\.\d+\.conv3\.", key) for key in state) else "plain"
+    return depths, block
+
+
+def _check_keys(model: ResNet, state: Mapping[str, Tensor], names: Mapping[str, str]) -> None:
+    """Raise a ValueError naming every missing, unexpected or mis-shaped key of ``state``.
+
+    ``names`` maps torchvision's names to ours. A missing BatchNorm ``num_batches_tracked`` (old
+    checkpoints lack it) is not an error: it starts at 0, as in ``BatchNorm2d.load_state_dict``.
+    """
+    ours = model.state_dict()
+    missing = [key for key in names if key not in state and not key.endswith(".num_batches_tracked")]
+    unexpected = [key for key in state if key not in names]
+    mis_shaped = [
+        f"{key}: {tuple(state[key].shape)}, expected {tuple(ours[names[key]].shape)}"
+        for key in names
+        if key in state and state[key].shape != ours[names[key]].shape
+    ]
+    problems = [
+        f"{label} {items}" for label, items in
+        (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", mis_shaped)) if items
+    ]
+    if problems:
+        raise ValueError(f"from_torchvision: the weights do not fit this ResNet: {'; '.join(problems)}")
+
+
+def from_torchvision(model_or_state_dict: nn.Module | Mapping[str, Tensor], arch: str | None = None) -> ResNet:
+    """Build a :class:`ResNet` holding the weights of a torchvision ResNet.
+
+    The architecture comes from ``arch`` if given, else from the keys (blocks per stage, and
+    ``conv3`` for bottlenecks); ``in_planes`` from ``conv1.weight``; ``num_classes`` from
+    ``fc.weight`` (no ``fc`` keys at all, e.g. after ``model.fc = nn.Identity()``, gives a
+    backbone with ``num_classes=None``). Every key must map to a tensor of the same shape in the new
+    model and every weight of the new model must be given: nothing is dropped or left random.
+
+    The weights are copied (not shared) and keep their device and dtype. A module's train/eval
+    mode is kept too; from a state dict the model is in training mode.
+
+    Args:
+        model_or_state_dict: A torchvision ResNet (``torchvision.models.resnet50()``...) or its
+            ``state_dict()``.
+        arch: ``'resnet18'`` ... ``'resnet152'``; inferred when None.
+
+    Returns:
+        The ResNet, with the defaults (batch norm, ReLU, ``'old'`` order).
+
+    Raises:
+        ValueError: If ``arch`` is unknown, or keys are missing, unexpected or mis-shaped (each one named).
+
+    Example:
+        >>> import torch, torchvision
+        >>> tv = torchvision.models.resnet18(num_classes=10).eval()
+        >>> net = from_torchvision(tv)
+        >>> x = torch.randn(1, 3, 64, 64)
+        >>> torch.allclose(net(x), tv(x))
+        True
+    """
+    if isinstance(model_or_state_dict, nn.Module):
+        state, training = model_or_state_dict.state_dict(), model_or_state_dict.training
+    elif isinstance(model_or_state_dict, Mapping):
+        state, training = model_or_state_dict, True
+    else:
+        raise ValueError(
+            f"from_torchvision takes a torchvision ResNet or its state_dict, got {type(model_or_state_dict).__name__}"
+        )
+    layers, block = _infer_arch(state) if arch is None else ARCHS[check_choice("arch", arch, list(ARCHS))]
+    in_planes = state["conv1.weight"].shape[1] if "conv1.weight" in state else 3
+    head = state.get("fc.weight", state.get("fc.bias"))
+    with torch.device("meta"):
+        model = ResNet(layers, block, in_planes, None if head is None else head.shape[0])
+
+    names = {_torchvision_key(key): key for key in model.state_dict()}
+    _check_keys(model, state, names)
+    like = state["conv1.weight"]
+    weights = {
+        ours: state[key].detach().clone() if key in state else torch.zeros((), dtype=torch.long, device=like.device)
+        for key, ours in names.items()
+    }
+    model.load_state_dict(weights, assign=True)
+    return model.train(training)
