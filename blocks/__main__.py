@@ -113,7 +113,7 @@ def run_summary(name: str, input_size: Sequence[int] | None = None, batch: int =
     """Build the model ``name`` with ``kwargs`` and return (and print) its summary table.
 
     Args:
-        name: A key of :data:`MODELS`.
+        name: A key of `MODELS`.
         input_size: (C, H, W); defaults to the model's own.
         batch: Batch size shown in the table.
         **kwargs: Keyword arguments for the model.

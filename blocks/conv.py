@@ -31,7 +31,7 @@ class Upsample(nn.Upsample):
     Raises:
         ValueError: If neither is given, or either is not an int >= 1 or a pair of them.
 
-    Example:
+    Examples:
         >>> import torch
         >>> Upsample(scale_factor=2)(torch.zeros(1, 3, 4, 5), output_size=(7, 9)).shape
         torch.Size([1, 3, 7, 9])
@@ -59,7 +59,7 @@ class ConvModern2d(nn.Sequential):
     ``layer_order='old'``: [up] -> conv -> norm(out) -> act(out). With a normalizer the conv has no
     bias; without one it has a bias.
 
-    ``scaler='down'`` gives the conv the ``stride``. ``scaler='up'`` puts an :class:`Upsample`
+    ``scaler='down'`` gives the conv the ``stride``. ``scaler='up'`` puts an `Upsample`
     (bilinear, ``align_corners=True``) right before a stride-1 conv, to ``scale_factor=stride`` or to
     exactly ``output_size`` when given.
 
@@ -70,15 +70,15 @@ class ConvModern2d(nn.Sequential):
         stride: Down-scaling stride (``'down'``) or up-scaling factor (``'up'``), an int or (h, w).
         padding: Conv zero padding, an int or (h, w).
         output_size: Exact output size (h, w) of the up-sampling; only with ``scaler='up'``.
-        normalizer: See :mod:`blocks.layers`; None or ``'null'`` for none.
-        activator: See :mod:`blocks.layers`; None or ``'null'`` for none.
+        normalizer: See `blocks.layers`; None or ``'null'`` for none.
+        activator: See `blocks.layers`; None or ``'null'`` for none.
         layer_order: ``'new'`` or ``'old'``.
         scaler: ``'down'`` or ``'up'``.
 
     Raises:
         ValueError: For any argument out of its allowed values.
 
-    Example:
+    Examples:
         >>> import torch
         >>> unit = ConvModern2d(8, 16, stride=2, scaler="up")
         >>> unit(torch.zeros(1, 8, 5, 7)).shape

@@ -112,7 +112,7 @@ def register_normalizer(name: str, factory: LayerFactory) -> None:
         name: The new name; an existing name is replaced.
         factory: ``f(channels, **kwargs) -> nn.Module``, called with the number of channels to normalize.
 
-    Example:
+    Examples:
         >>> from torch import nn
         >>> register_normalizer("batch0", lambda c, **kw: nn.BatchNorm2d(c, momentum=0.0, **kw))
         >>> make_normalizer("batch0", 8)
@@ -128,7 +128,7 @@ def register_activator(name: str, factory: LayerFactory) -> None:
         name: The new name; an existing name is replaced.
         factory: ``f(channels, **kwargs) -> nn.Module``, called with the number of channels it acts on.
 
-    Example:
+    Examples:
         >>> from torch import nn
         >>> register_activator("tanh", lambda c, **kw: nn.Tanh())
         >>> make_activator("tanh", 8)
@@ -207,7 +207,7 @@ def make_normalizer(spec: LayerSpec, channels: int) -> nn.Module | None:
             positive int.
         TypeError: If ``spec`` is a layer instance, or its keyword arguments do not fit the layer.
 
-    Example:
+    Examples:
         >>> make_normalizer(("group", {"num_groups": 4}), 16)
         GroupNorm(4, 16, eps=1e-05, affine=True)
     """
@@ -229,7 +229,7 @@ def make_activator(spec: LayerSpec, channels: int) -> nn.Module | None:
             positive int.
         TypeError: If ``spec`` is a layer instance, or its keyword arguments do not fit the layer.
 
-    Example:
+    Examples:
         >>> make_activator("prelu", 16)
         PReLU(num_parameters=16)
     """

@@ -8,13 +8,15 @@ place where ``blocks`` deliberately differs from MDNC.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .checks import IntPair, check_bool, check_call_output_size, check_input, check_pair, check_positive_int
 from .conv import ConvModern2d
 from .layers import LayerSpec, in_place, make_activator
 
-__all__ = ["BlockPlain2d", "BlockBottleneck2d"]
+__all__ = ["BlockPlain2d", "BlockBottleneck2d", "GradCheckpointing"]
 
 
 class Branch(nn.Sequential):
@@ -89,6 +91,7 @@ class _ResidualBlock2d(nn.Module):
         self.branch = branch
         self.shortcut = make_shortcut(in_planes, out_planes, stride, output_size, normalizer, scaler)
         self.activation = in_place(make_activator(activator, out_planes)) if layer_order == "old" else None
+        self.grad_checkpointing = False
 
     @property
     def in_channels(self) -> int:
@@ -127,9 +130,34 @@ class _ResidualBlock2d(nn.Module):
                 f"output_size={output_size!r} given to a {type(self).__name__} that does not up-scale "
                 "(build it with scaler='up' and a stride or output_size)"
             )
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpoint(self._residual, x, output_size, use_reentrant=False)
+        return self._residual(x, output_size)
+
+    def _residual(self, x: Tensor, output_size: tuple[int, int] | None) -> Tensor:
+        """branch(x) + shortcut(x), then the activation in ``'old'`` order."""
         out = self.branch(x, output_size)
         out = out + (x if self.shortcut is None else self.shortcut(x, output_size))
         return out if self.activation is None else self.activation(out)
+
+
+class GradCheckpointing:
+    """Mixin for networks of residual blocks: ``set_grad_checkpointing`` (timm's name)."""
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each residual block's inside during the backward pass instead of storing it.
+
+        Training then keeps only the blocks' inputs, trading one more forward pass of each block for
+        much less activation memory; outputs and gradients are unchanged. With ``normalizer='batch'``
+        the running statistics are updated again by the recomputation, as in every checkpointed model.
+
+        Args:
+            enable: True to checkpoint every block, False to store activations as usual.
+        """
+        check_bool("enable", enable)
+        for module in self.modules():
+            if isinstance(module, _ResidualBlock2d):
+                module.grad_checkpointing = enable
 
 
 class BlockPlain2d(_ResidualBlock2d):
@@ -145,14 +173,14 @@ class BlockPlain2d(_ResidualBlock2d):
         stride: Down-scaling stride or up-scaling factor, an int or (h, w).
         padding: Padding of both units; must be ``(kernel_size - 1) // 2``.
         output_size: Exact output size (h, w) of an up-scaling block (``scaler='up'``).
-        normalizer: Normalizer spec, see :mod:`blocks.layers`.
-        activator: Activator spec, see :mod:`blocks.layers`.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
         layer_order: ``'new'`` (pre-activation) or ``'old'`` (activation after the sum).
         scaler: ``'down'`` or ``'up'``.
         hidden_planes: Channels between the units; defaults to ``in_planes`` (MDNC).
         scale_first: Scale in the first unit instead of the second.
 
-    Example:
+    Examples:
         >>> import torch
         >>> block = BlockPlain2d(8, 16, stride=2)
         >>> block(torch.zeros(2, 8, 9, 9)).shape
@@ -207,13 +235,13 @@ class BlockBottleneck2d(_ResidualBlock2d):
         stride: Down-scaling stride or up-scaling factor, an int or (h, w).
         padding: Padding of the middle unit; must be ``(kernel_size - 1) // 2``.
         output_size: Exact output size (h, w) of an up-scaling block (``scaler='up'``).
-        normalizer: Normalizer spec, see :mod:`blocks.layers`.
-        activator: Activator spec, see :mod:`blocks.layers`.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
         layer_order: ``'new'`` (pre-activation) or ``'old'`` (activation after the sum).
         scaler: ``'down'`` or ``'up'``.
         hidden_planes: Bottleneck width; defaults to ``in_planes`` (MDNC; torchvision uses ``out_planes // 4``).
 
-    Example:
+    Examples:
         >>> import torch
         >>> block = BlockBottleneck2d(32, 16, stride=(1, 2), output_size=(4, 255), scaler="up")
         >>> block(torch.zeros(2, 32, 4, 128)).shape

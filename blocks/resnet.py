@@ -1,13 +1,13 @@
 """ResNet backbones composed of BlockPlain2d / BlockBottleneck2d, and torchvision weight import.
 
 With the defaults, ``resnet18`` ... ``resnet152`` are torchvision's architectures layer for layer
-(same parameter counts, same summary rows), and :func:`from_torchvision` loads torchvision's weights.
+(same parameter counts, same summary rows), and `from_torchvision` loads torchvision's weights.
 
-Structure of :class:`ResNet` (these are also the module names in ``feature_info``):
+Structure of `ResNet` (these are also the module names in ``feature_info``):
 
 * ``stem``: 7x7/2 conv + norm + act in ``'old'`` order; the 7x7/2 conv alone in ``'new'`` order;
 * ``pool``: 3x3/2 max-pool;
-* ``layer1`` ... ``layer4``: the stages, built by :func:`make_stage`;
+* ``layer1`` ... ``layer4``: the stages, built by `make_stage`;
 * ``norm_act``: norm + act after the last stage, only in ``'new'`` (pre-activation) order;
 * ``avgpool``, ``fc``: the classifier head, absent when ``num_classes=None``.
 """
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from .checks import LAYER_ORDERS, check_choice, check_positive_int
 from .layers import LayerSpec, check_layer_spec, in_place, make_activator, make_normalizer, returns_new_tensor
-from .residual import BlockBottleneck2d, BlockPlain2d
+from .residual import BlockBottleneck2d, BlockPlain2d, GradCheckpointing
 
 __all__ = [
     "ARCHS",
@@ -74,7 +74,7 @@ class FeatureInfo(TypedDict):
         reduction: Input size / feature size, per side.
         module: Name of the submodule whose output is the feature (``model.get_submodule(module)``).
 
-    Example:
+    Examples:
         >>> resnet50().feature_info[1]
         {'num_chs': 256, 'reduction': 4, 'module': 'layer1'}
     """
@@ -90,7 +90,7 @@ class FeatureInfo(TypedDict):
 def check_layers(layers: Any) -> tuple[int, int, int, int]:
     """Return ``layers`` as a tuple if it is 4 positive ints (blocks per stage), else raise a ValueError.
 
-    Example:
+    Examples:
         >>> check_layers([3, 4, 6, 3])
         (3, 4, 6, 3)
     """
@@ -110,7 +110,7 @@ def check_layers(layers: Any) -> tuple[int, int, int, int]:
 def check_num_classes(num_classes: Any) -> int | None:
     """Return ``num_classes`` if it is a positive int or None, else raise a ValueError.
 
-    Example:
+    Examples:
         >>> check_num_classes(None) is None
         True
     """
@@ -133,15 +133,15 @@ def make_stem(in_planes: int, normalizer: LayerSpec, activator: LayerSpec, layer
 
     Args:
         in_planes: Input channels.
-        normalizer: Normalizer spec, see :mod:`blocks.layers`.
-        activator: Activator spec, see :mod:`blocks.layers`.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
         layer_order: ``'old'`` or ``'new'``.
 
     Returns:
         An ``nn.Sequential`` with ``conv`` [, ``norm``, ``act``], mapping (B, in_planes, H, W) to
         (B, 64, H/2, W/2).
 
-    Example:
+    Examples:
         >>> make_stem(1, "batch", "relu", "new")
         Sequential(
           (conv): Conv2d(1, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)
@@ -174,14 +174,14 @@ def make_block(
         in_planes: Input channels.
         out_planes: Output channels.
         stride: Down-scaling stride.
-        normalizer: Normalizer spec, see :mod:`blocks.layers`.
-        activator: Activator spec, see :mod:`blocks.layers`.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
         layer_order: ``'old'`` or ``'new'``.
 
     Returns:
         The block.
 
-    Example:
+    Examples:
         >>> [u.conv.stride for u in make_block("bottleneck", 256, 512, 2, "batch", "relu", "old").branch]
         [(1, 1), (2, 2), (1, 1)]
     """
@@ -209,14 +209,14 @@ def make_stage(
         out_planes: Output channels of every block.
         depth: Number of blocks.
         stride: Stride of the first block; the others have stride 1.
-        normalizer: Normalizer spec, see :mod:`blocks.layers`.
-        activator: Activator spec, see :mod:`blocks.layers`.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
         layer_order: ``'old'`` or ``'new'``.
 
     Returns:
         An ``nn.Sequential`` of the blocks.
 
-    Example:
+    Examples:
         >>> stage = make_stage("plain", 64, 128, 2, 2, "batch", "relu", "old")
         >>> [b.shortcut is None for b in stage]
         [False, True]
@@ -229,7 +229,7 @@ def make_stage(
 def make_norm_act(planes: int, normalizer: LayerSpec, activator: LayerSpec) -> nn.Sequential | None:
     """The final ``norm`` + ``act`` of a pre-activation ResNet; None when both are ``'null'``.
 
-    Example:
+    Examples:
         >>> make_norm_act(8, "batch", "relu").act
         ReLU(inplace=True)
         >>> make_norm_act(8, None, None) is None
@@ -247,7 +247,7 @@ def init_weights(model: nn.Module) -> None:
 
     Norm layers already start at weight 1 and bias 0; ``nn.Linear`` keeps PyTorch's default.
 
-    Example:
+    Examples:
         >>> conv = nn.Conv2d(64, 64, 3)
         >>> init_weights(nn.Sequential(conv))
         >>> 0.04 < conv.weight.std().item() < 0.07  # sqrt(2 / (64 * 3 * 3)) = 0.059
@@ -261,7 +261,7 @@ def init_weights(model: nn.Module) -> None:
 # ------------------------------------------------------------------------------------------ ResNet
 
 
-class ResNet(nn.Module):
+class ResNet(GradCheckpointing, nn.Module):
     """A ResNet of four stages of residual blocks, torchvision's architecture by default.
 
     ``stem`` (7x7/2 conv + norm + act) -> ``pool`` (3x3/2 max-pool) -> ``layer1`` ... ``layer4``
@@ -274,7 +274,7 @@ class ResNet(nn.Module):
     norm + act after the last stage.
 
     As in torchvision, activations that read a fresh norm or conv output, or the residual sum, work
-    in place (:func:`blocks.layers.in_place`).
+    in place (`blocks.layers.in_place`).
 
     Args:
         layers: Number of blocks in each of the 4 stages, e.g. ``(3, 4, 6, 3)``.
@@ -282,19 +282,19 @@ class ResNet(nn.Module):
         in_planes: Input channels (1 for grey images).
         num_classes: Number of classes of the ``fc`` head; None for a backbone whose ``forward``
             returns the last feature map.
-        normalizer: Normalizer spec for every layer, see :mod:`blocks.layers`.
-        activator: Activator spec for every layer, see :mod:`blocks.layers`.
+        normalizer: Normalizer spec for every layer, see `blocks.layers`.
+        activator: Activator spec for every layer, see `blocks.layers`.
         layer_order: ``'old'`` (torchvision) or ``'new'`` (pre-activation).
 
     Attributes:
-        feature_info: For each tensor of :meth:`forward_features`: its channels (``num_chs``),
+        feature_info: For each tensor of `forward_features`: its channels (``num_chs``),
             reduction (``reduction``) and the submodule that outputs it (``module``).
         num_features: Channels of the last feature map.
 
     Raises:
         ValueError: For any argument out of its allowed values.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = ResNet([2, 2, 2, 2], "plain", in_planes=1, num_classes=10)
         >>> net(torch.zeros(2, 1, 64, 64)).shape
@@ -388,10 +388,10 @@ def resnet18(**kwargs: Any) -> ResNet:
     """ResNet-18: plain blocks, (2, 2, 2, 2) per stage; 11,689,512 parameters with the defaults.
 
     Args:
-        **kwargs: Keyword arguments of :class:`ResNet` (``in_planes``, ``num_classes``,
+        **kwargs: Keyword arguments of `ResNet` (``in_planes``, ``num_classes``,
             ``normalizer``, ``activator``, ``layer_order``).
 
-    Example:
+    Examples:
         >>> sum(p.numel() for p in resnet18().parameters())
         11689512
     """
@@ -402,9 +402,9 @@ def resnet34(**kwargs: Any) -> ResNet:
     """ResNet-34: plain blocks, (3, 4, 6, 3) per stage; 21,797,672 parameters with the defaults.
 
     Args:
-        **kwargs: Keyword arguments of :class:`ResNet`.
+        **kwargs: Keyword arguments of `ResNet`.
 
-    Example:
+    Examples:
         >>> resnet34(num_classes=None).num_features
         512
     """
@@ -415,9 +415,9 @@ def resnet50(**kwargs: Any) -> ResNet:
     """ResNet-50: bottleneck blocks, (3, 4, 6, 3) per stage; 25,557,032 parameters with the defaults.
 
     Args:
-        **kwargs: Keyword arguments of :class:`ResNet`.
+        **kwargs: Keyword arguments of `ResNet`.
 
-    Example:
+    Examples:
         >>> [f["num_chs"] for f in resnet50(num_classes=None).feature_info]
         [64, 256, 512, 1024, 2048]
     """
@@ -428,9 +428,9 @@ def resnet101(**kwargs: Any) -> ResNet:
     """ResNet-101: bottleneck blocks, (3, 4, 23, 3) per stage; 44,549,160 parameters with the defaults.
 
     Args:
-        **kwargs: Keyword arguments of :class:`ResNet`.
+        **kwargs: Keyword arguments of `ResNet`.
 
-    Example:
+    Examples:
         >>> len(resnet101(layer_order="new").layer3)
         23
     """
@@ -441,9 +441,9 @@ def resnet152(**kwargs: Any) -> ResNet:
     """ResNet-152: bottleneck blocks, (3, 8, 36, 3) per stage; 60,192,808 parameters with the defaults.
 
     Args:
-        **kwargs: Keyword arguments of :class:`ResNet`.
+        **kwargs: Keyword arguments of `ResNet`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> with torch.device("meta"):
         ...     net = resnet152()
@@ -511,7 +511,7 @@ def _check_keys(model: ResNet, state: Mapping[str, Tensor], names: Mapping[str, 
 
 
 def from_torchvision(model_or_state_dict: nn.Module | Mapping[str, Tensor], arch: str | None = None) -> ResNet:
-    """Build a :class:`ResNet` holding the weights of a torchvision ResNet.
+    """Build a `ResNet` holding the weights of a torchvision ResNet.
 
     The architecture comes from ``arch`` if given, else from the keys (blocks per stage, and
     ``conv3`` for bottlenecks); ``in_planes`` from ``conv1.weight``; ``num_classes`` from
@@ -533,7 +533,7 @@ def from_torchvision(model_or_state_dict: nn.Module | Mapping[str, Tensor], arch
     Raises:
         ValueError: If ``arch`` is unknown, or keys are missing, unexpected or mis-shaped (each one named).
 
-    Example:
+    Examples:
         >>> import torch, torchvision
         >>> tv = torchvision.models.resnet18(num_classes=10).eval()
         >>> net = from_torchvision(tv)

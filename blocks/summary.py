@@ -93,7 +93,7 @@ def summary(
         Python: the first call in a process pays their one-time lazy imports (a couple of seconds),
         later calls take around a millisecond per such layer whatever the input size.
 
-    Example:
+    Examples:
         >>> from torch import nn
         >>> from blocks.summary import summary
         >>> net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU())

@@ -40,7 +40,7 @@ from .checks import LAYER_ORDERS, IntPair, check_choice, check_pair, check_posit
 from .checks import check_input as check_shape
 from .conv import ConvModern2d
 from .layers import LayerSpec, check_layer_spec, make_activator, make_normalizer
-from .residual import BlockBottleneck2d, BlockPlain2d
+from .residual import BlockBottleneck2d, BlockPlain2d, GradCheckpointing
 
 __all__ = ["BLOCKS", "DecoderStage", "UNet2d", "shape_table"]
 
@@ -180,11 +180,11 @@ class DecoderStage(nn.Module):
         layers: Number of blocks after the fusion (0 allowed).
         block: ``'bottleneck'`` or ``'plain'``.
         kernel_size: Odd kernel size of the blocks.
-        normalizer: Normalizer spec, see :mod:`blocks.layers`.
-        activator: Activator spec, see :mod:`blocks.layers`.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
         layer_order: ``'new'`` or ``'old'``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> stage = DecoderStage(32, 16, 16, layers=1)
         >>> stage(torch.zeros(2, 32, 5, 7), torch.zeros(2, 16, 9, 13)).shape
@@ -236,7 +236,7 @@ class DecoderStage(nn.Module):
         return self.blocks(x)
 
 
-class UNet2d(nn.Module):
+class UNet2d(GradCheckpointing, nn.Module):
     """A U-Net of residual blocks: any input height and width, output of exactly that size.
 
     See the module docstring for the layout. ``normalizer``, ``activator``, ``layer_order``,
@@ -253,17 +253,17 @@ class UNet2d(nn.Module):
 
     Args:
         in_planes: Input channels. With ``encoder``, taken from its ``in_planes`` (or timm's
-            ``in_chans``) when it has one; a different value other than the default 1 raises.
+            ``in_chans``) when it has one; a value that differs from it (other than the default 1) raises.
         out_planes: Output channels (classes).
         channels: Channels per level, at least two; level ``i`` is at ``1 / 2**i`` of the input.
-            With ``encoder``, the backbone's; a different value other than the default raises.
+            With ``encoder``, the backbone's; a value that differs from them (other than the default) raises.
         layers: Blocks per level, an int or one per level: ``layers[i]`` blocks in encoder stage ``i``
             and ``layers[i]`` blocks after the fusion in the decoder stage of level ``i`` (the deepest
             level has no decoder stage; with ``encoder`` its count is unused).
         block: ``'bottleneck'`` or ``'plain'``.
         kernel_size: Odd kernel size of every block and of the stem, an int or (h, w).
-        normalizer: Normalizer spec, see :mod:`blocks.layers`.
-        activator: Activator spec, see :mod:`blocks.layers`.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
         layer_order: ``'new'`` (pre-activation) or ``'old'``.
         encoder: A backbone to use instead of the own encoder, or None.
 
@@ -274,7 +274,7 @@ class UNet2d(nn.Module):
     Raises:
         ValueError: For any argument out of its allowed values.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = UNet2d(in_planes=1, out_planes=2, channels=(8, 16, 32), layers=1)
         >>> net(torch.zeros(1, 1, 37, 53)).shape
@@ -368,7 +368,7 @@ class UNet2d(nn.Module):
     def check_input(self, x: Tensor) -> None:
         """Raise a ValueError unless ``x`` is (B, in_planes, H, W) with ``H`` or ``W`` at least ``min_size``.
 
-        Example:
+        Examples:
             >>> import torch
             >>> UNet2d(channels=(8, 16, 32)).check_input(torch.zeros(1, 1, 4, 4))  # doctest: +ELLIPSIS
             Traceback (most recent call last):
@@ -394,9 +394,9 @@ class UNet2d(nn.Module):
             One tensor per level, (B, channels[i], ceil(H / 2**i), ceil(W / 2**i)) for the own encoder.
 
         Raises:
-            ValueError: If ``x`` has the wrong shape or is too small (see :meth:`check_input`).
+            ValueError: If ``x`` has the wrong shape or is too small (see `check_input`).
 
-        Example:
+        Examples:
             >>> import torch
             >>> net = UNet2d(channels=(8, 16), layers=1)
             >>> [tuple(f.shape) for f in net.encode(torch.zeros(1, 1, 9, 4))]
@@ -422,13 +422,13 @@ class UNet2d(nn.Module):
         """Run the decoder on the encoder's outputs; return the last stage's output (before the head).
 
         Args:
-            features: The output of :meth:`encode`.
+            features: The output of `encode`.
             output_size: The input's (H, W); used by the last stage of a backbone U-Net.
 
         Returns:
             (B, channels[0], H, W).
 
-        Example:
+        Examples:
             >>> import torch
             >>> net = UNet2d(channels=(8, 16), layers=1)
             >>> x = torch.zeros(1, 1, 9, 4)
@@ -451,7 +451,7 @@ class UNet2d(nn.Module):
             (B, out_planes, H, W): exactly the input's height and width.
 
         Raises:
-            ValueError: If ``x`` has the wrong shape or is too small (see :meth:`check_input`).
+            ValueError: If ``x`` has the wrong shape or is too small (see `check_input`).
         """
         return self.head(self.decode(self.encode(x), x.shape[-2:]))
 
@@ -475,7 +475,7 @@ def shape_table(model: UNet2d, x: Tensor) -> str:
     Returns:
         Three rows, each level as ``channels@size`` (``@H`` when square, ``@HxW`` otherwise).
 
-    Example:
+    Examples:
         >>> import torch
         >>> print(shape_table(UNet2d(channels=(8, 16, 32), layers=1), torch.zeros(1, 1, 20, 20)))
         encoder  8@20  16@10  32@5

@@ -1,0 +1,327 @@
+"""Tests of the docs: the build-time generator (docs/hooks.py) and, after a build, the site itself.
+
+The generator tests need only the test tools. The site tests read the HTML that
+``mkdocs build`` wrote; they run when ``BLOCKS_DOCS_SITE`` names the built site (``.ci/run`` sets
+it after the build) and are skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import importlib.util
+import io
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import blocks
+from blocks import layers
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+SITE = os.environ.get("BLOCKS_DOCS_SITE")
+
+MDNC_BLOCK = "BlockBottleneck2d(16, 32, stride=(1, 2))"
+MDNC_UP = "BlockBottleneck2d(32, 16, stride=(1, 2), scaler='up', output_size=(4, 255))"
+RESNET_COUNTS = {
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+}
+
+
+def load_hooks():
+    """Import docs/hooks.py as MkDocs does: with its folder on the import path while it loads."""
+    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it is executed
+    sys.path.insert(0, str(DOCS))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(DOCS))
+    return module
+
+
+hooks = load_hooks()
+
+
+def printed_summary(model, input_size, **kwargs) -> str:
+    with contextlib.redirect_stdout(io.StringIO()):
+        return blocks.summary(model, input_size, **kwargs)
+
+
+def fenced(markdown: str) -> str:
+    """The text inside the first fenced code block of ``markdown``."""
+    return re.search(r"```[^\n]*\n(.*?)\n```", markdown, re.DOTALL)[1]
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """The body rows of a Markdown table, as lists of stripped cells."""
+    lines = [line.strip() for line in markdown.splitlines() if line.strip().startswith("|")][2:]
+    cells = r"((?:`[^`]*`|[^|`])*)\|"  # a pipe inside inline code does not end a cell
+    return [[cell.strip() for cell in re.findall(cells, line[1:])] for line in lines]
+
+
+def page_directives() -> list[tuple[str, str]]:
+    """(page, call) for every directive of every page."""
+    return [
+        (page.name, match["call"])
+        for page in sorted(DOCS.glob("*.md"))
+        for match in hooks.DIRECTIVE.finditer(page.read_text())
+    ]
+
+
+# --------------------------------------------------------------------------------------- generator
+
+
+@pytest.mark.parametrize(
+    ("model", "input_size", "total"), [(MDNC_BLOCK, (16, 4, 255), "3,792"), (MDNC_UP, (32, 4, 128), "11,584")]
+)
+def test_summary_directive_is_what_blocks_summary_prints(model, input_size, total):
+    generated = fenced(hooks.run(f"summary({model!r}, {input_size})"))
+    expected = printed_summary(hooks.build(model, "cpu"), input_size)
+    assert generated == expected
+    assert f"Total params: {total}" in generated
+    assert re.search(r"^BlockBottleneck2d-1\d ", generated, re.MULTILINE)
+
+
+def test_summary_directive_passes_the_batch_size():
+    generated = fenced(hooks.run(f"summary({MDNC_BLOCK!r}, (16, 4, 255), batch_size=4)"))
+    assert "[4, 32, 4, 128]" in generated and "[-1," not in generated
+
+
+@pytest.mark.parametrize(
+    ("kind", "registry"), [("normalizer", layers.NORMALIZERS), ("activator", layers.ACTIVATORS)]
+)
+def test_registry_table_has_one_row_per_registered_name(kind, registry):
+    rows = table_rows(hooks.run(f"registry({kind!r})"))
+    assert [row[0] for row in rows] == [f"`{name!r}`" for name in registry]
+    prelu = dict((row[0], row) for row in rows).get("`'prelu'`")
+    if prelu:
+        assert prelu[2:] == ["`PReLU`", "16"]
+
+
+def test_registry_table_refuses_a_name_without_a_description():
+    blocks.register_activator("tanh-for-test", lambda channels, **kw: torch.nn.Tanh())
+    try:
+        with pytest.raises(hooks.DirectiveError, match="tanh-for-test"):
+            hooks.run("registry('activator')")
+    finally:
+        del layers.ACTIVATORS["tanh-for-test"]
+
+
+@pytest.mark.parametrize("name", ["ConvModern2d", "BlockPlain2d", "BlockBottleneck2d", "ResNet", "UNet2d"])
+def test_arguments_table_lists_the_signature_in_order(name):
+    import inspect
+
+    rows = table_rows(hooks.run(f"arguments({name!r})"))
+    parameters = list(inspect.signature(getattr(blocks, name)).parameters.values())
+    assert [row[0].split()[0] for row in rows] == [f"`{p.name}`" for p in parameters]
+    for row, parameter in zip(rows, parameters):
+        default = "required" if parameter.default is parameter.empty else f"`{parameter.default!r}`"
+        assert row[2] == default and row[3]
+
+
+def test_docstring_args_reads_continuations_and_stops_at_the_next_section():
+    doc = "Summary.\n\nArgs:\n    a: First ``x``\n        continued.\n    b (int): See :mod:`m`.\n\nReturns:\n    c: no."
+    assert hooks.docstring_args(doc) == {"a": "First `x` continued.", "b": "See `m`."}
+
+
+def leaf_labels(svg: str) -> list[str]:
+    return re.findall(r'fill-opacity="0.16"[^>]*/><text[^>]*class="label">([^<]*)</text>', svg)
+
+
+def test_diagram_has_a_box_per_leaf_layer_in_execution_order():
+    new = hooks.run(f'diagram(["{MDNC_BLOCK}"], (16, 4, 255))')
+    old = hooks.run(f"diagram([\"BlockBottleneck2d(16, 32, stride=(1, 2), layer_order='old')\"], (16, 4, 255))")
+    assert leaf_labels(new) == [
+        "InstanceNorm2d", "PReLU", "Conv2d 1×1, 16→16",
+        "InstanceNorm2d", "PReLU", "Conv2d 3×3, 16→16, stride (1, 2)",
+        "InstanceNorm2d", "PReLU", "Conv2d 1×1, 16→32",
+        "Conv2d 1×1, 16→32, stride (1, 2)", "InstanceNorm2d",
+    ]
+    assert leaf_labels(old)[:3] == ["Conv2d 1×1, 16→16", "InstanceNorm2d", "PReLU"]
+    assert leaf_labels(old)[-1] == "PReLU"  # the activation after the sum
+    assert "output 32×4×128" in new and "shortcut: projection" in new
+
+
+def test_diagram_of_an_up_scaling_block_and_of_an_identity_shortcut():
+    up = hooks.run(f'diagram(["{MDNC_UP}"], (32, 4, 128))')
+    assert leaf_labels(up).count("Upsample to (4, 255)") == 2 and "output 16×4×255" in up
+    identity = hooks.run('diagram(["BlockPlain2d(16, 16)"], (16, 8, 8))')
+    assert "shortcut: identity" in identity and "shortcut: projection" not in identity
+    unit = hooks.run('diagram(["ConvModern2d(16, 32)"], (16, 8, 8))')
+    assert "shortcut" not in unit and leaf_labels(unit) == ["InstanceNorm2d", "PReLU", "Conv2d 3×3, 16→32"]
+
+
+def test_sizes_table_shows_that_255_and_256_both_go_to_128():
+    rows = table_rows(hooks.run("sizes(3, 2, 1, [255, 256])"))
+    assert [row[:4] for row in rows] == [["255", "128", "128", "256"], ["256", "128", "128", "256"]]
+    assert rows[0][4].startswith("no") and rows[1][4] == "yes"
+
+
+def test_chain_round_trips_255_to_128_to_255():
+    rows = table_rows(hooks.run(f'chain(["{MDNC_BLOCK}", "{MDNC_UP}"], (8, 16, 4, 255))'))
+    assert [row[-1] for row in rows] == ["`[8, 16, 4, 255]`", "`[8, 32, 4, 128]`", "`[8, 16, 4, 255]`"]
+
+
+def test_presets_table_counts_the_parameters_of_each_preset():
+    rows = table_rows(hooks.run('presets({"defaults": "", "grey": "in_planes=1, num_classes=None"})'))
+    assert {row[0]: row[3] for row in rows} == {f"`{name}()`": f"{n:,}" for name, n in RESNET_COUNTS.items()}
+    with torch.device("meta"):
+        grey = sum(p.numel() for p in blocks.resnet50(in_planes=1, num_classes=None).parameters())
+    assert rows[2][4] == f"{grey:,}"
+
+
+def test_features_table_is_forward_features_of_resnet50():
+    rows = table_rows(hooks.run('features("resnet50()", (1, 3, 224, 224))'))
+    assert [row[-1] for row in rows] == [
+        "`[1, 64, 112, 112]`", "`[1, 256, 56, 56]`", "`[1, 512, 28, 28]`", "`[1, 1024, 14, 14]`", "`[1, 2048, 7, 7]`"
+    ]
+
+
+def test_unet_table_is_what_the_unet_computes():
+    rows = table_rows(hooks.run('unet("UNet2d(in_planes=1, out_planes=2)", (4, 1, 512, 512))'))
+    shapes = {row[0]: row[-1] for row in rows}
+    with torch.device("meta"):
+        net = blocks.UNet2d(in_planes=1, out_planes=2)
+        x = torch.empty(4, 1, 512, 512)
+        encoded = net.encode(x)
+        output = net(x)
+    for i, feature in enumerate(encoded):
+        assert shapes[f"`encoder[{i}]`"] == f"`{list(feature.shape)}`"
+    assert shapes["`encoder[4]`"] == "`[4, 1024, 32, 32]`"
+    assert [shapes[f"`decoder[{i}]`"] for i in range(4)] == [
+        "`[4, 512, 64, 64]`", "`[4, 256, 128, 128]`", "`[4, 128, 256, 256]`", "`[4, 64, 512, 512]`"
+    ]
+    assert shapes["`head`"] == f"`{list(output.shape)}`" == "`[4, 2, 512, 512]`"
+
+
+def test_unet_diagram_has_a_box_per_stage_and_a_skip_per_inner_level():
+    svg = hooks.run('unet_diagram("UNet2d(in_planes=1, out_planes=2)", (4, 1, 512, 512))')
+    rows = {label: float(y) for y, label in re.findall(r'y="([\d.]+)" class="label">((?:en|de)coder\[\d\])<', svg)}
+    assert sorted(rows) == [*[f"decoder[{i}]" for i in range(4)], *[f"encoder[{i}]" for i in range(5)]]
+    assert [rows[f"encoder[{i}]"] for i in range(5)] == sorted(rows[f"encoder[{i}]"] for i in range(5))
+    assert all(rows[f"decoder[{i}]"] == rows[f"encoder[{3 - i}]"] for i in range(4))  # level by level
+    assert svg.count('class="edge skip"') == 4 and "output 2×512×512" in svg
+
+
+def test_cli_directive_prints_what_the_command_line_prints(capsys):
+    from blocks.__main__ import main
+
+    main(["list"])
+    assert fenced(hooks.run('cli("list")')) == "$ python -m blocks list\n" + capsys.readouterr().out.rstrip()
+
+
+def test_api_has_one_entry_per_public_name():
+    entries = re.findall(r"^::: ([\w.]+)$", hooks.run("api()"), re.MULTILINE)
+    assert sorted(entry.rsplit(".", 1)[1] for entry in entries) == sorted(blocks.__all__)
+    for entry in entries:
+        module, name = entry.rsplit(".", 1)
+        assert getattr(blocks, name).__module__ == module
+
+
+def test_every_directive_on_every_page_parses():
+    directives = page_directives()
+    assert len(directives) > 30
+    for page, call in directives:
+        function, args, kwargs = hooks.parse(call)
+        assert function in hooks.DIRECTIVES.values(), (page, call)
+
+
+def test_examples_used_by_the_pages_exist():
+    used = {args[0] for _, call in page_directives() for f, args, _ in [hooks.parse(call)] if f is hooks.example}
+    assert used == {path.name for path in (DOCS / "examples").glob("*.py")}
+
+
+def test_example_shows_the_script_and_its_output_and_leaves_the_registries_as_they_were():
+    before = dict(layers.NORMALIZERS), dict(layers.ACTIVATORS)
+    generated = hooks.run('example("register.py")')
+    assert (DOCS / "examples" / "register.py").read_text().strip() in generated
+    assert "normalizer='btach' is not a registered normalizer" in generated and "Tanh-2" in generated
+    assert (dict(layers.NORMALIZERS), dict(layers.ACTIVATORS)) == before
+
+
+def test_render_replaces_directives_and_keeps_indentation():
+    text = "a\n\n    <!-- gen params([\"BlockPlain2d(8, 8)\"]) -->\n\nb"
+    rendered = hooks.render(text)
+    assert "<!-- gen" not in rendered
+    assert "    | `BlockPlain2d(8, 8)` | 1,200 |" in rendered.splitlines()  # 2 x (16 + 8 + 576)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("<!-- gen nothing() -->", "unknown directive 'nothing'"),
+        ("<!-- gen summary('NotAModel()', (1, 2, 3)) -->", "NameError"),
+        ("text <!-- gen params([]) -->", "not alone on its line"),
+        ("<!-- gen params(models) -->", "ValueError"),
+    ],
+)
+def test_a_bad_directive_stops_the_build_naming_the_page(text, message):
+    with pytest.raises(hooks.DirectiveError, match=re.escape(message)) as error:
+        hooks.render(text, "page.md")
+    assert str(error.value).startswith("page.md")
+
+
+# -------------------------------------------------------------------------------------- built site
+
+needs_site = pytest.mark.skipif(not SITE, reason="set BLOCKS_DOCS_SITE to the built site (mkdocs build) to run")
+
+
+def site_text(page: str) -> str:
+    """The visible text of a built page: tags dropped, entities unescaped."""
+    raw = (Path(SITE) / page).read_text(encoding="utf-8")
+    return html.unescape(re.sub(r"<[^>]+>", "", raw))
+
+
+@needs_site
+def test_site_pages_hold_the_generated_numbers():
+    pages = {page: site_text(page) for page in ["bottleneck.html", "resnet.html", "unet.html"]}
+    assert "BlockBottleneck2d-12" in pages["bottleneck.html"]
+    assert "3,792" in pages["bottleneck.html"] and "11,584" in pages["bottleneck.html"]
+    assert "25,557,032" in pages["resnet.html"] and "11,689,512" in pages["resnet.html"]
+    assert "[4, 1024, 32, 32]" in pages["unet.html"]
+
+
+@needs_site
+@pytest.mark.parametrize(("model", "input_size"), [(MDNC_BLOCK, (16, 4, 255)), (MDNC_UP, (32, 4, 128))])
+def test_site_summary_tables_are_what_the_code_prints_now(model, input_size):
+    text = site_text("bottleneck.html")
+    for line in printed_summary(hooks.build(model, "cpu"), input_size).splitlines():
+        assert line in text
+
+
+@needs_site
+def test_site_has_an_api_entry_with_its_docstring_for_every_public_name():
+    raw = (Path(SITE) / "api.html").read_text(encoding="utf-8")
+    text = " ".join(site_text("api.html").split())
+    for name in blocks.__all__:
+        obj = getattr(blocks, name)
+        assert f'id="{obj.__module__}.{name}"' in raw, name
+        first_line = obj.__doc__.strip().splitlines()[0]
+        assert hooks.markdown_of_rst(first_line).replace("`", "") in text, name
+
+
+@needs_site
+@pytest.mark.parametrize("page", ["index.html", "conv.html", "plain.html", "bottleneck.html", "unet.html"])
+def test_site_pages_have_diagrams_and_tables(page):
+    raw = (Path(SITE) / page).read_text(encoding="utf-8")
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="gen-svg"' in raw
+    assert "<table>" in raw or "<code>" in raw
+
+
+@needs_site
+def test_site_left_no_directive_and_loads_nothing_from_the_internet():
+    for path in Path(SITE).rglob("*.html"):
+        raw = path.read_text(encoding="utf-8")
+        assert "<!-- gen" not in raw, path
+        assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', raw.replace('rel="canonical"', "")), path
