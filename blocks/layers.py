@@ -115,8 +115,9 @@ def register_normalizer(name: str, factory: LayerFactory) -> None:
     Examples:
         >>> from torch import nn
         >>> register_normalizer("batch0", lambda c, **kw: nn.BatchNorm2d(c, momentum=0.0, **kw))
-        >>> make_normalizer("batch0", 8)
-        BatchNorm2d(8, eps=1e-05, momentum=0.0, affine=True, track_running_stats=True)
+        >>> make_normalizer("batch0", 8).momentum
+        0.0
+        >>> del NORMALIZERS["batch0"]
     """
     _register(NORMALIZERS, "normalizer", name, factory)
 
@@ -133,6 +134,7 @@ def register_activator(name: str, factory: LayerFactory) -> None:
         >>> register_activator("tanh", lambda c, **kw: nn.Tanh())
         >>> make_activator("tanh", 8)
         Tanh()
+        >>> del ACTIVATORS["tanh"]
     """
     _register(ACTIVATORS, "activator", name, factory)
 
@@ -208,8 +210,8 @@ def make_normalizer(spec: LayerSpec, channels: int) -> nn.Module | None:
         TypeError: If ``spec`` is a layer instance, or its keyword arguments do not fit the layer.
 
     Examples:
-        >>> make_normalizer(("group", {"num_groups": 4}), 16)
-        GroupNorm(4, 16, eps=1e-05, affine=True)
+        >>> make_normalizer(("group", {"num_groups": 4}), 16).num_groups
+        4
     """
     return _make(spec, channels, "normalizer", NORMALIZERS)
 
