@@ -56,6 +56,11 @@ def _timm(name: str) -> Callable[[], nn.Module]:
     return build
 
 
+def _checkpointed(model: nn.Module) -> nn.Module:
+    model.set_grad_checkpointing(True)
+    return model
+
+
 def _smp_unet() -> nn.Module:
     import segmentation_models_pytorch as smp
 
@@ -74,6 +79,7 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "blocks resnet50 pre-act": lambda: blocks.resnet50(layer_order="new"),
     "timm resnetv2_50": _timm("resnetv2_50"),
     "blocks UNet2d": lambda: blocks.UNet2d(1, 2),
+    "blocks UNet2d checkpointed": lambda: _checkpointed(blocks.UNet2d(1, 2)),
     "smp Unet resnet34": _smp_unet,
     "monai UNet": _monai_unet,
 }
@@ -222,9 +228,42 @@ def build_all(names: list[str]) -> dict[str, nn.Module | str]:
     return built
 
 
-def run(quick: bool, compile_models: bool) -> dict:
+def compare(pair: Pair, metric: str, ours: float | None, peer: float | None, better: str, note: str = "") -> dict:
+    """One row of the report: our value, the peer's, and ours / peer."""
+    ratio = ours / peer if ours is not None and peer else None
+    return {"group": pair.group, "metric": metric, "ours": pair.ours, "peer": pair.peer, "ours_value": ours,
+            "peer_value": peer, "ratio": ratio, "better": better, "note": note}
+
+
+def time_pair(pair: Pair, built: dict[str, nn.Module], x: torch.Tensor, repeats: int, compiled: bool) -> list[dict]:
+    """Training step (and inference for classifiers) of the pair, interleaved; GFLOP/s for the U-Nets."""
+    ours, peer = built[pair.ours], built[pair.peer]
+    rows = []
+    kinds = {"train step (s)": train_step} if pair.group == "U-Net" else {"train step (s)": train_step,
+                                                                           "inference (s)": inference}
+    for metric, make in kinds.items():
+        times = interleaved({"ours": make(ours, x), "peer": make(peer, x)}, repeats)
+        rows.append(compare(pair, metric, times["ours"], times["peer"], "lower"))
+        if pair.group == "U-Net":
+            flops = {k: flops_of(make(m, x)) for k, m in (("ours", ours), ("peer", peer))}
+            rows.append(compare(pair, "train GFLOP/s", flops["ours"] / times["ours"] / 1e9,
+                                flops["peer"] / times["peer"] / 1e9, "higher",
+                                f"{flops['ours'] / 1e9:.0f} vs {flops['peer'] / 1e9:.0f} GFLOP per step"))
+    if pair.group == "U-Net" and compiled:
+        fns = {k: train_step(torch.compile(m), x) for k, m in (("ours", ours), ("peer", peer))}
+        times = interleaved(fns, repeats)
+        rows.append(compare(pair, "compiled train step (s)", times["ours"], times["peer"], "lower"))
+    if pair.group != "U-Net":
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        for m in (ours, peer):
+            m.to(memory_format=torch.channels_last)
+        times = interleaved({"ours": inference(ours, x_cl), "peer": inference(peer, x_cl)}, repeats)
+        rows.append(compare(pair, "channels_last inference (s)", times["ours"], times["peer"], "lower"))
+    return rows
+
+
+def run(quick: bool, compiled: bool) -> dict:
     """Run every benchmark and return the results."""
-    repeats = 1 if quick else 5
     results: dict = {
         "machine": {
             "cpu": _cpu_name(),
@@ -241,52 +280,33 @@ def run(quick: bool, compile_models: bool) -> dict:
     rows = results["rows"]
     for pair in pairs(quick):
         built = build_all([pair.ours, pair.peer])
-        x = torch.randn(*pair.input_size)
-        available = {name: m for name, m in built.items() if isinstance(m, nn.Module)}
-        for name, m in built.items():
-            if not isinstance(m, nn.Module):
-                rows.append({"group": pair.group, "model": name, "metric": "all", "value": None, "note": m})
-        variants = {name: m for name, m in available.items()}
-        if pair.group.startswith("resnet") or pair.group.startswith("pre-act"):
-            for metric, make in (("train step (s)", train_step), ("inference (s)", inference)):
-                times = interleaved({n: make(m, x) for n, m in variants.items()}, repeats)
-                rows += [{"group": pair.group, "model": n, "metric": metric, "value": t} for n, t in times.items()]
-            cl = {f"{n} channels_last": m.to(memory_format=torch.channels_last) for n, m in variants.items()}
-            x_cl = x.to(memory_format=torch.channels_last)
-            times = interleaved({n: inference(m, x_cl) for n, m in cl.items()}, repeats)
-            rows += [{"group": pair.group, "model": n, "metric": "inference (s)", "value": t} for n, t in times.items()]
-            for m in variants.values():
-                m.to(memory_format=torch.contiguous_format)
-        else:
-            fns = {n: train_step(m, x) for n, m in variants.items()}
-            if compile_models and not quick:
-                fns.update({f"{n} compiled": train_step(torch.compile(m), x) for n, m in variants.items()})
-            flops = {n: flops_of(train_step(m, x)) for n, m in variants.items()}
-            times = interleaved(fns, repeats)
-            for n, t in times.items():
-                base = n.removesuffix(" compiled")
-                rows.append({"group": pair.group, "model": n, "metric": "train step (s)", "value": t,
-                             "gflops": flops[base] / t / 1e9})
-        for name in available:
-            memory = in_subprocess("memory", name, pair.input_size)
-            rows.append({"group": pair.group, "model": name, "metric": "train peak (MiB)",
-                         "value": memory.get("peak_mb"), "note": memory.get("error")})
+        missing = [m for m in built.values() if isinstance(m, str)]
+        if missing:
+            rows.append(compare(pair, "all", None, None, "", "; ".join(missing)))
+            continue
+        repeats = 1 if quick else (3 if pair.group == "U-Net" else 5)
+        rows += time_pair(pair, built, torch.randn(*pair.input_size), repeats, compiled and not quick)
+        memory = {name: in_subprocess("memory", name, pair.input_size) for name in (pair.ours, pair.peer)}
+        rows.append(compare(pair, "train peak memory (MiB)", memory[pair.ours].get("peak_mb"),
+                            memory[pair.peer].get("peak_mb"), "lower",
+                            "; ".join(m["error"] for m in memory.values() if "error" in m)))
+    results["checkpointing"] = checkpointing(quick)
     seed = (4, 1, 64, 64) if quick else (4, 1, 512, 512)
     answers = {tool: in_subprocess("summary", tool, seed) for tool in ("blocks.summary", "torchsummary")}
-    for tool, answer in answers.items():
-        rows.append({"group": f"summary {list(seed)}", "model": tool, "metric": "seconds",
-                     "value": answer.get("seconds"), "note": answer.get("error")})
-        rows.append({"group": f"summary {list(seed)}", "model": tool, "metric": "peak (MiB)",
-                     "value": answer.get("peak_mb")})
-    ours, stock = (answers[t].get("rows") for t in ("blocks.summary", "torchsummary"))
-    results["summary_rows_identical"] = ours is not None and stock is not None and ours[:-1] == stock
-    return _dedupe(rows, results)
-
-
-def _dedupe(rows: list[dict], results: dict) -> dict:
-    """Keep the first row per (group, model, metric): a model in two pairs is measured in each pair."""
-    results["rows"] = rows
+    ours, stock = answers["blocks.summary"], answers["torchsummary"]
+    summary_pair = Pair(f"summary {list(seed)}", "blocks.summary", "torchsummary", seed)
+    rows.append(compare(summary_pair, "time (s)", ours.get("seconds"), stock.get("seconds"), "lower"))
+    rows.append(compare(summary_pair, "peak memory (MiB)", ours.get("peak_mb"), stock.get("peak_mb"), "lower"))
+    results["summary_rows_identical"] = "rows" in ours and "rows" in stock and ours["rows"][:-1] == stock["rows"]
     return results
+
+
+def checkpointing(quick: bool) -> dict:
+    """Peak memory of a training step of the default U-Net with and without gradient checkpointing."""
+    size = (1, 1, 64, 64) if quick else (2, 1, 256, 256)
+    plain = in_subprocess("memory", "blocks UNet2d", size)
+    checkpointed = in_subprocess("memory", "blocks UNet2d checkpointed", size)
+    return {"input": list(size), "peak_mb": plain.get("peak_mb"), "checkpointed_peak_mb": checkpointed.get("peak_mb")}
 
 
 def _cpu_name() -> str:
@@ -298,30 +318,36 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def _number(value: float | None) -> str:
+    """A value for the table: 3 significant decimals, or a dash."""
+    return "-" if value is None else f"{value:.3g}" if value < 100 else f"{value:,.0f}"
+
+
 def table(results: dict) -> str:
-    """The results as a Markdown table, with each row's ratio to the first model of its group and metric."""
+    """The results as Markdown: machine line, comparison table, checkpointing and summary notes."""
+    machine = results["machine"]
     lines = [
-        f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
-        f"torch {results['machine']['torch']}, {results['machine']['date']}; "
-        f"fp32 matmul peak {results['peak_gflops']:.1f} GFLOP/s",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['threads']} threads), "
+        f"torch {machine['torch']}, Python {machine['python']}, {machine['date']}"
+        f"{' (quick run)' if results['quick'] else ''}. "
+        f"Peak (fp32 matmul): {results['peak_gflops']:.0f} GFLOP/s.",
         "",
-        "| group | model | metric | value | vs blocks | GFLOP/s |",
-        "|---|---|---|---|---|---|",
+        "| comparison | metric | blocks | peer | value | peer value | blocks / peer | note |",
+        "|---|---|---|---|---:|---:|---:|---|",
     ]
-    firsts: dict[tuple[str, str], float] = {}
     for row in results["rows"]:
-        value = row.get("value")
-        key = (row["group"], row["metric"].split(" (")[0] if "inference" in row["metric"] else row["metric"])
-        if value is not None and key not in firsts:
-            firsts[key] = value
-        ratio = f"{value / firsts[key]:.2f}x" if value is not None and firsts.get(key) else ""
-        shown = "" if value is None else f"{value:.3f}"
-        gflops = f"{row['gflops']:.1f}" if "gflops" in row else ""
-        lines.append(f"| {row['group']} | {row['model']} | {row['metric']} | {shown or row.get('note', '')} "
-                     f"| {ratio} | {gflops} |")
-    lines.append("")
-    lines.append(f"Summary rows identical to torchsummary's (apart from our last row): "
-                 f"{results.get('summary_rows_identical')}")
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        lines.append(
+            f"| {row['group']} | {row['metric']} | {row['ours']} | {row['peer']} | {_number(row['ours_value'])} "
+            f"| {_number(row['peer_value'])} | {ratio} ({row['better']} is better) | {row['note']} |"
+        )
+    ckpt = results.get("checkpointing", {})
+    if ckpt.get("peak_mb") and ckpt.get("checkpointed_peak_mb"):
+        lines += ["", f"Gradient checkpointing, default UNet2d, training step at {ckpt['input']}: peak "
+                      f"{ckpt['peak_mb']:,.0f} MiB -> {ckpt['checkpointed_peak_mb']:,.0f} MiB "
+                      f"({ckpt['checkpointed_peak_mb'] / ckpt['peak_mb']:.2f}x)."]
+    lines += ["", f"Summary rows identical to torchsummary's (apart from the model's own last row): "
+                  f"{results.get('summary_rows_identical')}."]
     return "\n".join(lines)
 
 
