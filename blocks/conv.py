@@ -162,7 +162,8 @@ class ConvModern2d(nn.Sequential):
             raise ValueError(
                 f"{type(self).__name__} got input of shape {tuple(x.shape)}, too small: its conv sees "
                 f"{tuple(size)}{' after up-sampling' if self.upsamples else ''}, which with padding="
-                f"{conv.padding} is smaller than kernel_size={conv.kernel_size} (needs size + 2 * padding >= kernel_size)"
+                f"{conv.padding} is smaller than kernel_size={conv.kernel_size} "
+                "(needs size + 2 * padding >= kernel_size)"
             )
 
     def forward(self, x: Tensor, output_size: tuple[int, int] | None = None) -> Tensor:

@@ -38,7 +38,12 @@ LayerSpec = Union[None, str, tuple[str, Mapping[str, Any]], Callable[[int], nn.M
 
 
 def _group_norm(channels: int, num_groups: int | None = None, **kwargs: Any) -> nn.Module:
-    """GroupNorm with ``min(num_groups, channels)`` groups, by default the most groups (up to 32) dividing ``channels``."""
+    """GroupNorm with ``min(num_groups, channels)`` groups; by default the most groups (up to 32) dividing ``channels``.
+
+    Raises:
+        ValueError: If a given ``num_groups`` is not a positive int or ``min(num_groups, channels)``
+            does not divide ``channels``.
+    """
     if num_groups is None:
         groups = max(g for g in range(1, min(32, channels) + 1) if channels % g == 0)
         return nn.GroupNorm(groups, channels, **kwargs)
@@ -239,7 +244,7 @@ def make_activator(spec: LayerSpec, channels: int) -> nn.Module | None:
 
 
 FRESH_OUTPUT_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
-"""torch normalization layers, whose output is always a new tensor (BatchNorm, SyncBatchNorm, InstanceNorm, GroupNorm)."""
+"""torch normalization layers, whose output is always a new tensor (Batch-, SyncBatch-, Instance-, GroupNorm)."""
 
 
 def returns_new_tensor(layer: nn.Module | None) -> bool:

@@ -22,7 +22,7 @@ from typing import Any, TypedDict, Union
 import torch
 from torch import Tensor, nn
 
-from .checks import LAYER_ORDERS, check_choice, check_positive_int
+from .checks import LAYER_ORDERS, check_choice, check_input, check_positive_int
 from .layers import LayerSpec, check_layer_spec, in_place, make_activator, make_normalizer, returns_new_tensor
 from .residual import BlockBottleneck2d, BlockPlain2d, GradCheckpointing
 
@@ -355,6 +355,7 @@ class ResNet(GradCheckpointing, nn.Module):
             5 tensors at reductions 2, 4, 8, 16, 32; e.g. for ``resnet50`` at 224x224: 64@112,
             256@56, 512@28, 1024@14, 2048@7.
         """
+        check_input(self, x, self.in_planes)
         x = self.stem(x)
         features = [x]
         x = self.pool(x)
@@ -375,6 +376,7 @@ class ResNet(GradCheckpointing, nn.Module):
             Logits (B, num_classes); with ``num_classes=None`` the last feature map
             (B, num_features, H/32, W/32).
         """
+        check_input(self, x, self.in_planes)
         x = self.pool(self.stem(x))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         if self.norm_act is not None:
