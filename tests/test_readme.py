@@ -19,3 +19,9 @@ def test_readme_opens_with_the_main_job_and_the_test_command():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert commands()[1] in ci_lines
+
+
+def test_readme_usage_example_runs(capsys):
+    (example,) = re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.DOTALL)
+    exec(compile(example, "README.md", "exec"), {})
+    assert "Total params: 3,792" in capsys.readouterr().out
