@@ -22,8 +22,10 @@ from __future__ import annotations
 import ast
 import contextlib
 import html
+import importlib.util
 import inspect
 import io
+import json
 import os
 import re
 import runpy
@@ -365,6 +367,15 @@ def readme_command(index: int) -> str:
     """The ``index``-th ``bash`` block of the README (0: the main job, 1: the tests), verbatim."""
     commands = re.findall(r"```bash\n(.+?)\n```", (DOCS.parent / "README.md").read_text(), re.DOTALL)
     return fence(commands[index], "bash")
+
+
+@directive
+def benchmarks(path: str = "benchmarks/results.json") -> str:
+    """The latest benchmark results (written by ``benchmarks/run.py``), as its own Markdown table."""
+    spec = importlib.util.spec_from_file_location("benchmarks_run", DOCS.parent / "benchmarks" / "run.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    return runner.table(json.loads((DOCS.parent / path).read_text()))
 
 
 @directive
