@@ -373,7 +373,7 @@ def readme_command(index: int) -> str:
 def benchmarks(path: str = "benchmarks/results.json") -> str:
     """The latest benchmark results (written by ``benchmarks/run.py``), as its own Markdown table."""
     spec = importlib.util.spec_from_file_location("benchmarks_run", DOCS.parent / "benchmarks" / "run.py")
-    runner = importlib.util.module_from_spec(spec)
+    runner = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up there
     spec.loader.exec_module(runner)
     return runner.table(json.loads((DOCS.parent / path).read_text()))
 
