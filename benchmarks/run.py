@@ -134,13 +134,17 @@ def inference(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
 
 
 def interleaved(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds per call of each function, calling them in turn ``repeats`` times after a warm-up."""
+    """Median seconds per call of each function, calling them in turn ``repeats`` times after a warm-up.
+
+    The order alternates (A B, B A, A B, ...), so that whatever the previous call leaves behind (caches,
+    the allocator's state) hits every contender alike.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    for repeat in range(repeats):
+        for name, fn in (fns.items() if repeat % 2 == 0 else reversed(fns.items())):
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
@@ -294,7 +298,7 @@ def run(quick: bool, compiled: bool) -> dict:
         if missing:
             rows.append(compare(pair, "all", None, None, "", "; ".join(missing)))
             continue
-        repeats = 1 if quick else (3 if pair.group == "U-Net" else 5)
+        repeats = 1 if quick else (4 if pair.group == "U-Net" else 10)
         rows += time_pair(pair, built, torch.randn(*pair.input_size), repeats, compiled and not quick)
         memory = {name: in_subprocess("memory", name, pair.input_size) for name in (pair.ours, pair.peer)}
         rows.append(compare(pair, "train peak memory (MiB)", memory[pair.ours].get("peak_mb"),

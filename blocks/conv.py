@@ -116,8 +116,6 @@ class ConvModern2d(nn.Sequential):
         norm_planes = in_planes if layer_order == "new" else out_planes
         norm = make_normalizer(normalizer, norm_planes)
         act = make_activator(activator, norm_planes)
-        if returns_new_tensor(norm) or layer_order == "old":  # act reads a fresh norm/conv output: safe in place
-            act = in_place(act)
         conv = nn.Conv2d(
             in_planes,
             out_planes,
@@ -126,6 +124,9 @@ class ConvModern2d(nn.Sequential):
             padding=padding,
             bias=norm is None,
         )
+        before_act = norm if norm is not None else (conv if layer_order == "old" else None)
+        if returns_new_tensor(before_act):  # act reads a fresh norm/conv output: safe in place
+            act = in_place(act)
         layers = {
             "up": Upsample(stride, output_size) if up else None,
             "conv": conv,
@@ -135,6 +136,8 @@ class ConvModern2d(nn.Sequential):
         for name, layer in layers.items():
             if layer is not None:
                 self.add_module(name, layer)
+        # Every input is at least 1 px, so only a padding below (k - 1) / 2 can leave the conv too little.
+        self.can_be_too_small = any(2 * p < k - 1 for p, k in zip(padding, conv.kernel_size))
 
     @property
     def in_channels(self) -> int:
@@ -189,7 +192,8 @@ class ConvModern2d(nn.Sequential):
                 f"output_size={output_size!r} given to a {type(self).__name__} that does not up-sample "
                 "(build it with scaler='up' and a stride or output_size)"
             )
-        self._check_size(x, output_size)
+        if self.can_be_too_small:
+            self._check_size(x, output_size)
         for layer in self:
             x = layer(x, output_size) if isinstance(layer, Upsample) else layer(x)
         return x

@@ -243,17 +243,18 @@ def make_activator(spec: LayerSpec, channels: int) -> nn.Module | None:
     return _make(spec, channels, "activator", ACTIVATORS)
 
 
-FRESH_OUTPUT_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
-"""torch normalization layers, whose output is always a new tensor (Batch-, SyncBatch-, Instance-, GroupNorm)."""
+FRESH_OUTPUT_LAYERS = (nn.Conv2d, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+"""Layers whose output is a new tensor that their backward does not read: convs and torch norm layers."""
 
 
 def returns_new_tensor(layer: nn.Module | None) -> bool:
-    """True if ``layer`` is a torch normalization layer, so an in-place activation after it is safe.
+    """True if ``layer`` is a conv or a torch normalization layer, so an in-place op on its output is safe.
 
-    A user's normalizer (a callable, a registered factory) may return its input unchanged (``nn.Identity``):
-    activating that in place would overwrite the block's input, which the shortcut still reads.
+    A user's normalizer (a callable, a registered factory) may return its input unchanged (``nn.Identity``),
+    so an in-place activation would overwrite the block's input, which the shortcut still reads; or its
+    backward may read its own output (``x.exp()``), which an in-place op would corrupt.
     """
-    return isinstance(layer, FRESH_OUTPUT_NORMS)
+    return isinstance(layer, FRESH_OUTPUT_LAYERS)
 
 
 def in_place(layer: nn.Module | None) -> nn.Module | None:

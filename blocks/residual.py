@@ -14,7 +14,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .checks import IntPair, check_bool, check_call_output_size, check_input, check_pair, check_positive_int
 from .conv import ConvModern2d
-from .layers import LayerSpec, in_place, make_activator
+from .layers import LayerSpec, in_place, make_activator, returns_new_tensor
 
 __all__ = ["BlockPlain2d", "BlockBottleneck2d", "GradCheckpointing"]
 
@@ -70,6 +70,15 @@ def make_shortcut(
     )
 
 
+def adds_in_place(branch: Branch) -> bool:
+    """True if the shortcut can be added to the branch's output in place (torchvision's ``out += identity``).
+
+    That holds when the branch ends in a conv or a torch norm layer: its output is a new tensor that nothing
+    else reads, and its backward does not need it. It saves one activation-sized tensor per block.
+    """
+    return returns_new_tensor(branch[-1][-1])
+
+
 class _ResidualBlock2d(nn.Module):
     """Shared forward, checks and attributes of the residual blocks; subclasses build ``branch``."""
 
@@ -91,6 +100,7 @@ class _ResidualBlock2d(nn.Module):
         self.branch = branch
         self.shortcut = make_shortcut(in_planes, out_planes, stride, output_size, normalizer, scaler)
         self.activation = in_place(make_activator(activator, out_planes)) if layer_order == "old" else None
+        self.sum_in_place = adds_in_place(branch)
         self.grad_checkpointing = False
 
     @property
@@ -137,7 +147,8 @@ class _ResidualBlock2d(nn.Module):
     def _residual(self, x: Tensor, output_size: tuple[int, int] | None) -> Tensor:
         """branch(x) + shortcut(x), then the activation in ``'old'`` order."""
         out = self.branch(x, output_size)
-        out = out + (x if self.shortcut is None else self.shortcut(x, output_size))
+        shortcut = x if self.shortcut is None else self.shortcut(x, output_size)
+        out = out.add_(shortcut) if self.sum_in_place else out + shortcut
         return out if self.activation is None else self.activation(out)
 
 

@@ -148,9 +148,11 @@ def make_stem(in_planes: int, normalizer: LayerSpec, activator: LayerSpec, layer
         )
     """
     norm = make_normalizer(normalizer, STEM_PLANES)
-    layers = {"conv": nn.Conv2d(in_planes, STEM_PLANES, 7, stride=2, padding=3, bias=norm is None)}
+    conv = nn.Conv2d(in_planes, STEM_PLANES, 7, stride=2, padding=3, bias=norm is None)
+    layers = {"conv": conv}
     if layer_order == "old":
-        layers.update(norm=norm, act=in_place(make_activator(activator, STEM_PLANES)))
+        act = make_activator(activator, STEM_PLANES)
+        layers.update(norm=norm, act=in_place(act) if returns_new_tensor(norm or conv) else act)
     return nn.Sequential(OrderedDict((name, layer) for name, layer in layers.items() if layer is not None))
 
 

@@ -259,3 +259,42 @@ def test_in_place_activations_never_touch_the_input_and_keep_gradients(cls, orde
     y1.square().sum().backward()
     y2.square().sum().backward()
     assert torch.allclose(x1.grad, x2.grad)
+
+
+class ExpNorm(nn.Module):
+    """A user's normalizer whose backward reads its own output (exp), so nothing may overwrite that output."""
+
+    def __init__(self, planes):
+        super().__init__()
+
+    def forward(self, x):
+        return x.exp()
+
+
+@pytest.mark.parametrize("norm", ["batch", "pinst", None])
+@pytest.mark.parametrize("order", ["new", "old"])
+@pytest.mark.parametrize("cls", [BlockPlain2d, BlockBottleneck2d])
+def test_sum_reuses_the_branch_output_like_torchvision(cls, order, norm):
+    block = cls(8, 16, normalizer=norm, activator="relu", layer_order=order)
+    seen = {}
+    last = list(block.branch[-1])[-1]
+    last.register_forward_hook(lambda module, args, out: seen.update(ptr=out.data_ptr()))
+    x = torch.randn(2, 8, 6, 6, requires_grad=True)
+    expected = block.branch(x) + block.shortcut(x)
+    if block.activation is not None:
+        expected = torch.relu(expected)
+    y = block(x)
+    assert y.data_ptr() == seen["ptr"]  # no new tensor for the sum (nor for the activation in 'old' order)
+    assert torch.allclose(y, expected)
+    y.sum().backward()
+    assert x.grad is not None
+
+
+@pytest.mark.parametrize("cls", [BlockPlain2d, BlockBottleneck2d])
+def test_sum_is_not_in_place_after_a_user_normalizer(cls):
+    block = cls(8, 8, normalizer=ExpNorm, activator="relu", layer_order="old")
+    x = torch.randn(2, 8, 6, 6, requires_grad=True)
+    y = block(x)
+    assert torch.allclose(y, torch.relu(block.branch(x) + x))
+    y.square().sum().backward()  # an in-place sum would break ExpNorm's backward
+    assert torch.isfinite(x.grad).all()

@@ -380,3 +380,20 @@ def test_cli_knows_every_preset_and_its_options(capsys):
     assert rows(out)[-1] == ("ResNet", "[-1, 10]", "0")
     with torch.device("meta"):
         assert f"Total params: {count(resnet50(layer_order='new', num_classes=10)):,}" in out
+
+
+class ExpNorm(nn.Module):
+    """A user's normalizer whose backward reads its own output, so no in-place op may follow it."""
+
+    def __init__(self, planes):
+        super().__init__()
+
+    def forward(self, x):
+        return x.exp() * 1e-3
+
+
+def test_user_normalizer_whose_backward_reads_its_output_trains():
+    model = resnet18(normalizer=ExpNorm, num_classes=3)
+    x = torch.randn(1, 3, 64, 64, requires_grad=True)
+    model(x).sum().backward()  # in-place ReLUs or sums after ExpNorm would raise here
+    assert torch.isfinite(x.grad).all()
