@@ -57,7 +57,7 @@ class ConvModern2d(nn.Sequential):
 
     ``layer_order='new'`` (pre-activation, He et al. 2016): norm(in) -> act(in) -> [up] -> conv.
     ``layer_order='old'``: [up] -> conv -> norm(out) -> act(out). With a normalizer the conv has no
-    bias; without one it has a bias.
+    bias. Without one it has a bias and the unit is [up] -> conv -> act(out) in either order (MDNC).
 
     ``scaler='down'`` gives the conv the ``stride``. ``scaler='up'`` puts an `Upsample`
     (bilinear, ``align_corners=True``) right before a stride-1 conv, to ``scale_factor=stride`` or to
@@ -113,9 +113,9 @@ class ConvModern2d(nn.Sequential):
             raise ValueError(f"output_size={output_size!r} needs scaler='up', got scaler={scaler!r}")
 
         up = scaler == "up" and (stride != (1, 1) or output_size is not None)
-        norm_planes = in_planes if layer_order == "new" else out_planes
-        norm = make_normalizer(normalizer, norm_planes)
-        act = make_activator(activator, norm_planes)
+        norm = make_normalizer(normalizer, in_planes if layer_order == "new" else out_planes)
+        pre_activation = layer_order == "new" and norm is not None  # no norm: conv -> act in either order
+        act = make_activator(activator, in_planes if pre_activation else out_planes)
         conv = nn.Conv2d(
             in_planes,
             out_planes,
@@ -124,15 +124,14 @@ class ConvModern2d(nn.Sequential):
             padding=padding,
             bias=norm is None,
         )
-        before_act = norm if norm is not None else (conv if layer_order == "old" else None)
-        if returns_new_tensor(before_act):  # act reads a fresh norm/conv output: safe in place
+        if returns_new_tensor(norm if norm is not None else conv):  # act reads a fresh output: safe in place
             act = in_place(act)
         layers = {
             "up": Upsample(stride, output_size) if up else None,
             "conv": conv,
         }
         pre = {"norm": norm, "act": act}
-        layers = {**pre, **layers} if layer_order == "new" else {**layers, **pre}
+        layers = {**pre, **layers} if pre_activation else {**layers, **pre}
         for name, layer in layers.items():
             if layer is not None:
                 self.add_module(name, layer)

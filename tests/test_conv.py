@@ -25,9 +25,11 @@ def test_old_order_is_conv_norm_act_on_the_output():
 
 @pytest.mark.parametrize("order", ["new", "old"])
 def test_no_normalizer_gives_a_conv_bias(order):
-    unit = ConvModern2d(4, 8, normalizer=None, activator="relu", layer_order=order)
-    assert kinds(unit) == (["ReLU", "Conv2d"] if order == "new" else ["Conv2d", "ReLU"])
-    assert unit.conv.bias is not None
+    unit = ConvModern2d(4, 8, normalizer=None, activator="prelu", layer_order=order)
+    assert kinds(unit) == ["Conv2d", "PReLU"]  # conv -> act in either order, as MDNC
+    assert unit.conv.bias is not None and unit.act.num_parameters == 8
+    up = ConvModern2d(4, 8, stride=2, normalizer=None, activator="relu", layer_order=order, scaler="up")
+    assert kinds(up) == ["Upsample", "Conv2d", "ReLU"]
 
 
 def test_down_scaler_strides_the_conv():

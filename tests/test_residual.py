@@ -16,8 +16,11 @@ ACT_PARAMS = {"prelu": 1, "relu": 0, None: 0}  # per channel
 
 
 def unit_params(cin, cout, k, norm, act, order):
-    """norm/act act on the input channels in 'new' order, on the output channels in 'old' order."""
-    c = cin if order == "new" else cout
+    """norm/act act on the input channels in 'new' order, on the output channels in 'old' order.
+
+    Without a normalizer the unit is conv (with bias) -> act in either order (MDNC), so act is on the output.
+    """
+    c = cin if order == "new" and norm is not None else cout
     conv = cin * cout * k * k + (cout if norm is None else 0)
     return conv + NORM_PARAMS[norm] * c + ACT_PARAMS[act] * c
 
@@ -250,7 +253,7 @@ def test_in_place_activations_never_touch_the_input_and_keep_gradients(cls, orde
         if isinstance(m, nn.ReLU):
             m.inplace = False
     in_place = [m.inplace for m in block.modules() if isinstance(m, nn.ReLU)]
-    assert any(in_place) == (norm is not None or order == "old")  # 'new' without norm: act reads the input
+    assert all(in_place)  # every act reads a fresh norm or conv output (without a norm: conv -> act)
     x = torch.randn(2, 8, 6, 6)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     y1, y2 = block(x1), reference(x2)
@@ -284,7 +287,10 @@ def test_sum_reuses_the_branch_output_like_torchvision(cls, order, norm):
     if block.activation is not None:
         expected = torch.relu(expected)
     y = block(x)
-    assert y.data_ptr() == seen["ptr"]  # no new tensor for the sum (nor for the activation in 'old' order)
+    if order == "new" and norm is None:  # the branch ends conv -> ReLU, whose backward reads its output
+        assert y.data_ptr() != seen["ptr"]
+    else:  # no new tensor for the sum (nor for the activation in 'old' order)
+        assert y.data_ptr() == seen["ptr"]
     assert torch.allclose(y, expected)
     y.sum().backward()
     assert x.grad is not None

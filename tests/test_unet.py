@@ -178,13 +178,17 @@ NORM_TYPES = (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)
 ACT_TYPES = tuple(a for a in ACTS.values() if a is not None)
 
 
-def check_unit(unit, norm, act, order, last_of_old_branch=False):
-    """``unit`` holds exactly the given norm and act, around its conv in ``order``."""
+def check_unit(unit, norm, act, order, last_of_old_branch=False, head=False):
+    """``unit`` holds exactly the given norm and act, around its conv in ``order``.
+
+    A unit without a normalizer is conv -> act in either order; the head in 'new' order is [norm] -> act -> conv.
+    """
     layers = [m for m in unit if not isinstance(m, nn.Upsample)]
     convs = [i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
     norms = [m for m in layers if isinstance(m, NORM_TYPES)]
     acts = [m for m in layers if isinstance(m, ACT_TYPES)]
-    assert len(convs) == 1 and convs[0] == (len(layers) - 1 if order == "new" else 0)
+    conv_last = order == "new" and (head or NORMS[norm] is not None)
+    assert len(convs) == 1 and convs[0] == (len(layers) - 1 if conv_last else 0)
     assert (norms == []) if NORMS[norm] is None else (len(norms) == 1 and NORMS[norm](norms[0]))
     want_act = ACTS[act] is not None and not last_of_old_branch
     assert (len(acts) == 1 and type(acts[0]) is ACTS[act]) if want_act else acts == []
@@ -211,7 +215,7 @@ def test_every_option_reaches_every_block(norm, act, order, kind):
             check_unit(b.shortcut, norm, None, "old")
     if order == "new":  # a bare conv stem; norm + act + 1x1 conv head
         assert [type(m) for m in model.stem] == [nn.Conv2d] and model.stem.conv.bias is not None
-        check_unit(model.head, norm, act, order)
+        check_unit(model.head, norm, act, order, head=True)
     else:  # conv + norm + act stem; 1x1 conv head
         check_unit(model.stem, norm, act, order)
         assert [type(m) for m in model.head] == [nn.Conv2d]
