@@ -16,7 +16,7 @@ from .checks import (
     check_pair,
     check_positive_int,
 )
-from .layers import LayerSpec, in_place, make_activator, make_normalizer, returns_new_tensor
+from .layers import LayerSpec, in_place, make_activator, make_normalizer
 
 __all__ = ["ConvModern2d", "Upsample"]
 
@@ -124,8 +124,7 @@ class ConvModern2d(nn.Sequential):
             padding=padding,
             bias=norm is None,
         )
-        if returns_new_tensor(norm if norm is not None else conv):  # act reads a fresh output: safe in place
-            act = in_place(act)
+        act = in_place(act, after=norm if norm is not None else conv)
         layers = {
             "up": Upsample(stride, output_size) if up else None,
             "conv": conv,

@@ -257,12 +257,23 @@ def returns_new_tensor(layer: nn.Module | None) -> bool:
     return isinstance(layer, FRESH_OUTPUT_LAYERS)
 
 
-def in_place(layer: nn.Module | None) -> nn.Module | None:
+def in_place(layer: nn.Module | None, after: nn.Module | None = None) -> nn.Module | None:
     """Switch ``layer`` to work in place if it can (it has an ``inplace`` flag, as ``nn.ReLU``); return it.
 
-    Callers use this only where the layer's input is a fresh tensor that nothing else reads (the output of
-    a norm or a conv, or the residual sum), which saves a copy and memory as torchvision's ``ReLU(inplace=True)``.
+    This saves a copy and memory, as torchvision's ``ReLU(inplace=True)``, where the layer's input is a
+    fresh tensor that nothing else reads.
+
+    Args:
+        layer: The layer, or None.
+        after: The layer whose output ``layer`` reads; then ``layer`` is switched only if
+            `returns_new_tensor` holds for it. None when the caller knows the input is fresh (a residual sum).
+
+    Examples:
+        >>> in_place(nn.ReLU(), after=nn.BatchNorm2d(4)).inplace, in_place(nn.ReLU(), after=nn.Identity()).inplace
+        (True, False)
     """
+    if after is not None and not returns_new_tensor(after):
+        return layer
     if layer is not None and isinstance(getattr(layer, "inplace", None), bool):
         layer.inplace = True
     return layer

@@ -70,15 +70,6 @@ def make_shortcut(
     )
 
 
-def adds_in_place(branch: Branch) -> bool:
-    """True if the shortcut can be added to the branch's output in place (torchvision's ``out += identity``).
-
-    That holds when the branch ends in a conv or a torch norm layer: its output is a new tensor that nothing
-    else reads, and its backward does not need it. It saves one activation-sized tensor per block.
-    """
-    return returns_new_tensor(branch[-1][-1])
-
-
 class _ResidualBlock2d(nn.Module):
     """Shared forward, checks and attributes of the residual blocks; subclasses build ``branch``."""
 
@@ -100,7 +91,9 @@ class _ResidualBlock2d(nn.Module):
         self.branch = branch
         self.shortcut = make_shortcut(in_planes, out_planes, stride, output_size, normalizer, scaler)
         self.activation = in_place(make_activator(activator, out_planes)) if layer_order == "old" else None
-        self.sum_in_place = adds_in_place(branch)
+        # Add the shortcut to the branch's output in place (torchvision's ``out += identity``) when that output
+        # is a conv's or a torch norm's: a new tensor that nothing else reads, not needed by its backward.
+        self.sum_in_place = returns_new_tensor(branch[-1][-1])
         self.grad_checkpointing = False
 
     @property

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from .checks import LAYER_ORDERS, check_choice, check_input, check_positive_int
-from .layers import LayerSpec, check_layer_spec, in_place, make_activator, make_normalizer, returns_new_tensor
+from .layers import LayerSpec, check_layer_spec, in_place, make_activator, make_normalizer
 from .residual import BlockBottleneck2d, BlockPlain2d, GradCheckpointing
 
 __all__ = [
@@ -151,8 +151,8 @@ def make_stem(in_planes: int, normalizer: LayerSpec, activator: LayerSpec, layer
     conv = nn.Conv2d(in_planes, STEM_PLANES, 7, stride=2, padding=3, bias=norm is None)
     layers = {"conv": conv}
     if layer_order == "old":
-        act = make_activator(activator, STEM_PLANES)
-        layers.update(norm=norm, act=in_place(act) if returns_new_tensor(norm or conv) else act)
+        act = in_place(make_activator(activator, STEM_PLANES), after=norm if norm is not None else conv)
+        layers.update(norm=norm, act=act)
     return nn.Sequential(OrderedDict((name, layer) for name, layer in layers.items() if layer is not None))
 
 
@@ -239,7 +239,7 @@ def make_norm_act(planes: int, normalizer: LayerSpec, activator: LayerSpec) -> n
     """
     norm = make_normalizer(normalizer, planes)
     act = make_activator(activator, planes)
-    layers = {"norm": norm, "act": in_place(act) if returns_new_tensor(norm) else act}
+    layers = {"norm": norm, "act": in_place(act, after=norm) if norm is not None else act}
     layers = OrderedDict((name, layer) for name, layer in layers.items() if layer is not None)
     return nn.Sequential(layers) if layers else None
 
