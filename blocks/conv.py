@@ -1,79 +1,171 @@
-"""ConvModern2d, the unit every block is made of, and its up-scaler."""
+"""The unit every block, stem and head is made of (ConvModern1d/2d/3d), and its up-scaler.
+
+`ConvModern` is the one place that orders norm / act / [up] / conv, decides the conv's bias and
+decides which activations work in place; `norm_act` is the same rule for a norm + act without a
+conv (a pre-activation network's final layers).
+"""
 
 from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .checks import (
     LAYER_ORDERS,
+    NDIMS,
     SCALERS,
-    IntPair,
+    IntOrTuple,
     check_call_output_size,
     check_choice,
     check_input,
+    check_ndim,
     check_output_size,
-    check_pair,
     check_positive_int,
+    check_tuple,
+    is_tracing,
+    resolve_ndim,
 )
-from .layers import LayerSpec, in_place, make_activator, make_normalizer
+from .layers import LayerSpec, in_place, is_null, make_activator, make_normalizer, torch_layer
 
-__all__ = ["ConvModern2d", "Upsample"]
+__all__ = ["ConvModern", "ConvModern1d", "ConvModern2d", "ConvModern3d", "Layers", "NormAct", "Upsample", "norm_act"]
+
+MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+"""Interpolation mode of `Upsample` by number of spatial dimensions."""
+
+
+def _per_dimension(name: str, value: Any, ndim: int | None) -> int | tuple[int, ...]:
+    """``value`` as one int >= 1 per dimension; without ``ndim``, an int >= 1 or a tuple of 1 to 3 of them."""
+    if ndim is None:
+        if isinstance(value, (tuple, list)) and len(value) in NDIMS:
+            ndim = len(value)
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an int >= 1 or a pair of such ints (one per dimension)")
+        else:
+            return value
+    return check_tuple(name, value, ndim)
 
 
 class Upsample(nn.Upsample):
-    """Bilinear up-sampling (``align_corners=True``) whose output size can be given per call.
+    """Linear, bilinear or trilinear up-sampling (``align_corners=True``) whose output size can be given per call.
+
+    The mode follows the dimension: given as ``ndim``, else read from the input's rank at call time.
 
     Args:
-        scale_factor: Integer factor, an int or one per dimension ``(h, w)``; used when no size is given.
-        size: Exact output size, an int or ``(H, W)``; overrides ``scale_factor``.
+        size: Exact output size, an int or one per dimension; overrides ``scale_factor``.
+        scale_factor: Integer factor, an int or one per dimension; used when no size is given.
+        ndim: Spatial dimensions (1, 2 or 3), or None to take them from each input.
 
     Raises:
-        ValueError: If neither is given, or either is not an int >= 1 or a pair of them.
+        ValueError: If neither size nor scale is given, or either is not an int >= 1 or a tuple of them.
 
     Examples:
         >>> import torch
         >>> Upsample(scale_factor=2)(torch.zeros(1, 3, 4, 5), output_size=(7, 9)).shape
         torch.Size([1, 3, 7, 9])
+        >>> Upsample(scale_factor=(1, 2, 2))(torch.zeros(1, 3, 4, 5, 6)).shape
+        torch.Size([1, 3, 4, 10, 12])
     """
 
-    def __init__(self, scale_factor: IntPair | None = None, size: IntPair | None = None) -> None:
+    def __init__(
+        self, *, size: IntOrTuple | None = None, scale_factor: IntOrTuple | None = None, ndim: int | None = None
+    ) -> None:
         if scale_factor is None and size is None:
-            raise ValueError("Upsample needs scale_factor (an int >= 1 or a pair) or size (h, w); got neither")
-        size = check_output_size(size, "size")
-        scale = None if size is not None else tuple(float(s) for s in check_pair("scale_factor", scale_factor))
-        super().__init__(size=size, scale_factor=scale, mode="bilinear", align_corners=True)
+            raise ValueError(
+                "Upsample needs scale_factor (an int >= 1 or a pair) or size (h, w); got neither "
+                "(in 1-D and 3-D: one value per dimension)"
+            )
+        self.ndim = None if ndim is None else check_ndim(ndim)
+        if size is not None:
+            size, scale = _per_dimension("size", size, ndim), None
+        else:
+            scale = _per_dimension("scale_factor", scale_factor, ndim)
+            scale = tuple(float(s) for s in scale) if isinstance(scale, tuple) else float(scale)
+        super().__init__(size=size, scale_factor=scale, mode=MODES[ndim or 2], align_corners=True)
 
-    def forward(self, x: Tensor, output_size: tuple[int, int] | None = None) -> Tensor:
+    def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
         """Up-sample ``x`` to ``output_size`` if given, else to the constructor's size or scale factor."""
-        output_size = check_call_output_size(self, output_size)
+        mode = self.mode if self.ndim is not None else MODES[x.dim() - 2]
         if output_size is None:
-            return super().forward(x)
-        return F.interpolate(x, size=output_size, mode="bilinear", align_corners=True)
+            return F.interpolate(x, self.size, self.scale_factor, mode, align_corners=True)
+        return F.interpolate(x, size=output_size, mode=mode, align_corners=True)
 
 
-class ConvModern2d(nn.Sequential):
-    """A convolution with its normalization and activation, in pre-activation or classic order.
+def norm_act(
+    channels: int, normalizer: LayerSpec, activator: LayerSpec, ndim: int, after: nn.Module | None = None
+) -> dict[str, nn.Module | None]:
+    """A norm and an activation on ``channels``; the activation works in place when it reads a fresh tensor.
+
+    Its input is fresh when it is the norm's output, or, without a norm, ``after``'s (the conv it
+    follows); with neither it is not switched (it may read a tensor that something else still needs).
+
+    Returns:
+        ``{'norm': ..., 'act': ...}``, each None when not built.
+    """
+    norm = make_normalizer(normalizer, channels, ndim)
+    act = make_activator(activator, channels, ndim)
+    source = norm if norm is not None else after
+    return {"norm": norm, "act": act if source is None else in_place(act, after=source)}
+
+
+class Layers(nn.Sequential):
+    """An ``nn.Sequential`` built from arguments: slicing still gives a plain ``nn.Sequential``."""
+
+    def __getitem__(self, index: Any) -> Any:
+        """Like ``nn.Sequential``: a layer for an int or a name, a plain ``nn.Sequential`` for a slice."""
+        if isinstance(index, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[index]))
+        return super().__getitem__(index)
+
+
+class NormAct(Layers):
+    """``norm`` -> ``act`` (either may be absent): the final layers of a pre-activation network.
+
+    Args:
+        channels: Channels of the input.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
+        ndim: Spatial dimensions.
+
+    Examples:
+        >>> NormAct(8, "batch", "relu", 2).act
+        ReLU(inplace=True)
+    """
+
+    def __init__(self, channels: int, normalizer: LayerSpec, activator: LayerSpec, ndim: int = 2) -> None:
+        layers = norm_act(channels, normalizer, activator, ndim)
+        super().__init__(OrderedDict((name, layer) for name, layer in layers.items() if layer is not None))
+
+
+class ConvModern(Layers):
+    """A convolution with its normalization and activation, in pre-activation or classic order, in 1-D, 2-D or 3-D.
 
     ``layer_order='new'`` (pre-activation, He et al. 2016): norm(in) -> act(in) -> [up] -> conv.
     ``layer_order='old'``: [up] -> conv -> norm(out) -> act(out). With a normalizer the conv has no
     bias. Without one it has a bias and the unit is [up] -> conv -> act(out) in either order (MDNC).
 
     ``scaler='down'`` gives the conv the ``stride``. ``scaler='up'`` puts an `Upsample`
-    (bilinear, ``align_corners=True``) right before a stride-1 conv, to ``scale_factor=stride`` or to
-    exactly ``output_size`` when given.
+    (linear, bilinear or trilinear, ``align_corners=True``) right before a stride-1 conv, to
+    ``scale_factor=stride`` or to exactly ``output_size`` when given.
+
+    `ConvModern1d`, `ConvModern2d` and `ConvModern3d` are this class with ``ndim`` fixed. Int-or-tuple
+    arguments take one value per spatial dimension.
 
     Args:
         in_planes: Input channels.
         out_planes: Output channels.
-        kernel_size: Conv kernel size, an int or (h, w).
-        stride: Down-scaling stride (``'down'``) or up-scaling factor (``'up'``), an int or (h, w).
-        padding: Conv zero padding, an int or (h, w).
-        output_size: Exact output size (h, w) of the up-sampling; only with ``scaler='up'``.
+        kernel_size: Conv kernel size, an int or one per dimension.
+        stride: Down-scaling stride (``'down'``) or up-scaling factor (``'up'``), an int or one per dimension.
+        padding: Conv zero padding, an int or one per dimension.
+        output_size: Exact output size of the up-sampling, one per dimension; only with ``scaler='up'``.
         normalizer: See `blocks.layers`; None or ``'null'`` for none.
         activator: See `blocks.layers`; None or ``'null'`` for none.
         layer_order: ``'new'`` or ``'old'``.
         scaler: ``'down'`` or ``'up'``.
+        bias: Whether the conv has a bias; None (the default) means "only without a normalizer".
+        ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
 
     Raises:
         ValueError: For any argument out of its allowed values.
@@ -85,57 +177,68 @@ class ConvModern2d(nn.Sequential):
         torch.Size([1, 16, 10, 14])
         >>> unit(torch.zeros(1, 8, 5, 7), output_size=(9, 13)).shape
         torch.Size([1, 16, 9, 13])
+        >>> ConvModern3d(2, 4, stride=(1, 2, 2))(torch.zeros(1, 2, 3, 8, 8)).shape
+        torch.Size([1, 4, 3, 4, 4])
     """
+
+    fixed_ndim: ClassVar[int | None] = None
+    """The dimension of the named classes (`ConvModern2d`: 2); None for the generic class."""
 
     def __init__(
         self,
         in_planes: int,
         out_planes: int,
-        kernel_size: IntPair = 3,
-        stride: IntPair = 1,
-        padding: IntPair = 1,
-        output_size: IntPair | None = None,
+        kernel_size: IntOrTuple = 3,
+        stride: IntOrTuple = 1,
+        padding: IntOrTuple = 1,
+        output_size: IntOrTuple | None = None,
         normalizer: LayerSpec = "pinst",
         activator: LayerSpec = "prelu",
         layer_order: str = "new",
         scaler: str = "down",
+        *,
+        bias: bool | None = None,
+        ndim: int | None = None,
     ) -> None:
-        super().__init__()
+        nn.Sequential.__init__(self)
+        self.ndim = ndim = resolve_ndim(type(self), ndim)
         self.in_planes = check_positive_int("in_planes", in_planes)
         self.out_planes = check_positive_int("out_planes", out_planes)
-        kernel_size = check_pair("kernel_size", kernel_size)
-        stride = check_pair("stride", stride)
-        padding = check_pair("padding", padding, minimum=0)
-        output_size = check_output_size(output_size)
+        kernel_size = check_tuple("kernel_size", kernel_size, ndim)
+        stride = check_tuple("stride", stride, ndim)
+        padding = check_tuple("padding", padding, ndim, minimum=0)
+        output_size = check_output_size(output_size, ndim)
         check_choice("layer_order", layer_order, LAYER_ORDERS)
         check_choice("scaler", scaler, SCALERS)
         if output_size is not None and scaler != "up":
             raise ValueError(f"output_size={output_size!r} needs scaler='up', got scaler={scaler!r}")
+        if bias is not None and not isinstance(bias, bool):
+            raise ValueError(f"bias={bias!r} must be True, False or None (None: a bias only without a normalizer)")
 
-        up = scaler == "up" and (stride != (1, 1) or output_size is not None)
-        norm = make_normalizer(normalizer, in_planes if layer_order == "new" else out_planes)
-        pre_activation = layer_order == "new" and norm is not None  # no norm: conv -> act in either order
-        act = make_activator(activator, in_planes if pre_activation else out_planes)
-        conv = nn.Conv2d(
+        upsamples = scaler == "up" and (any(s != 1 for s in stride) or output_size is not None)
+        pre_activation = layer_order == "new" and not is_null(normalizer)  # no norm: conv -> act in either order
+        conv = torch_layer("Conv", ndim)(
             in_planes,
             out_planes,
             kernel_size,
             stride=stride if scaler == "down" else 1,
             padding=padding,
-            bias=norm is None,
+            bias=is_null(normalizer) if bias is None else bias,
         )
-        act = in_place(act, after=norm if norm is not None else conv)
-        layers = {
-            "up": Upsample(stride, output_size) if up else None,
+        scaled = {
+            "up": Upsample(size=output_size, scale_factor=stride, ndim=ndim) if upsamples else None,
             "conv": conv,
         }
-        pre = {"norm": norm, "act": act}
-        layers = {**pre, **layers} if pre_activation else {**layers, **pre}
+        if pre_activation:
+            layers = {**norm_act(in_planes, normalizer, activator, ndim), **scaled}
+        else:
+            layers = {**scaled, **norm_act(out_planes, normalizer, activator, ndim, after=conv)}
         for name, layer in layers.items():
             if layer is not None:
                 self.add_module(name, layer)
         # Every input is at least 1 px, so only a padding below (k - 1) / 2 can leave the conv too little.
-        self.can_be_too_small = any(2 * p < k - 1 for p, k in zip(padding, conv.kernel_size))
+        self.can_be_too_small = any(2 * p < k - 1 for p, k in zip(padding, kernel_size))
+        self.checks_input = True
 
     @property
     def in_channels(self) -> int:
@@ -152,13 +255,33 @@ class ConvModern2d(nn.Sequential):
         """True if this unit up-samples, and so takes an ``output_size`` at call time."""
         return "up" in self._modules
 
-    def _check_size(self, x: Tensor, output_size: tuple[int, int] | None) -> None:
+    def check(self, x: Tensor, output_size: Any = None) -> None:
+        """Raise a clear error for a wrong input or call-time ``output_size``; steps aside while fx traces.
+
+        Raises:
+            TypeError: If ``x`` is not a floating-point tensor.
+            ValueError: If ``x`` is not (B, in_planes, *spatial) or too small for the kernel, or
+                ``output_size`` is malformed or given to a unit that does not up-sample.
+        """
+        if is_tracing():
+            return
+        check_input(self, x, self.in_planes, self.ndim)
+        output_size = check_call_output_size(self, output_size, self.ndim)
+        if output_size is not None and not self.upsamples:
+            raise ValueError(
+                f"output_size={output_size!r} given to a {type(self).__name__} that does not up-sample "
+                "(build it with scaler='up' and a stride or output_size)"
+            )
+        if self.can_be_too_small:
+            self._check_size(x, output_size)
+
+    def _check_size(self, x: Tensor, output_size: tuple[int, ...] | None) -> None:
         """Raise a ValueError if the conv's padded input (after any up-sampling) is smaller than its kernel."""
         conv = self.conv
-        size = x.shape[-2:]
+        size = tuple(x.shape[2:])
         if self.upsamples:
             up = self.up
-            size = output_size or up.size or [n * int(s) for n, s in zip(size, up.scale_factor)]
+            size = output_size or up.size or tuple(n * int(s) for n, s in zip(size, up.scale_factor))
         if any(n + 2 * p < k for n, p, k in zip(size, conv.padding, conv.kernel_size)):
             raise ValueError(
                 f"{type(self).__name__} got input of shape {tuple(x.shape)}, too small: its conv sees "
@@ -167,31 +290,42 @@ class ConvModern2d(nn.Sequential):
                 "(needs size + 2 * padding >= kernel_size)"
             )
 
-    def forward(self, x: Tensor, output_size: tuple[int, int] | None = None) -> Tensor:
+    def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
         """Apply the unit.
 
         Args:
-            x: Input of shape (B, in_planes, H, W).
-            output_size: Exact up-sampling size (h, w); overrides the constructor's. Only for an
-                up-sampling unit.
+            x: Input of shape (B, in_planes, *spatial).
+            output_size: Exact up-sampling size, one per dimension; overrides the constructor's.
+                Only for an up-sampling unit.
 
         Returns:
-            The output, (B, out_planes, H', W').
+            The output, (B, out_planes, *spatial').
 
         Raises:
-            TypeError: If ``x`` is not a floating-point tensor.
-            ValueError: If ``x`` is not (B, in_planes, H, W) or too small for the kernel, or
+            TypeError: If ``x`` is not a floating-point tensor (checked when built by a user).
+            ValueError: If ``x`` has the wrong shape or is too small for the kernel, or
                 ``output_size`` is malformed or given to a unit that does not up-sample.
         """
-        check_input(self, x, self.in_planes)
-        output_size = check_call_output_size(self, output_size)
-        if output_size is not None and not self.upsamples:
-            raise ValueError(
-                f"output_size={output_size!r} given to a {type(self).__name__} that does not up-sample "
-                "(build it with scaler='up' and a stride or output_size)"
-            )
-        if self.can_be_too_small:
-            self._check_size(x, output_size)
+        if self.checks_input:
+            self.check(x, output_size)
         for layer in self:
             x = layer(x, output_size) if isinstance(layer, Upsample) else layer(x)
         return x
+
+
+class ConvModern1d(ConvModern):
+    """`ConvModern` in 1-D: inputs (B, C, L)."""
+
+    fixed_ndim = 1
+
+
+class ConvModern2d(ConvModern):
+    """`ConvModern` in 2-D: inputs (B, C, H, W)."""
+
+    fixed_ndim = 2
+
+
+class ConvModern3d(ConvModern):
+    """`ConvModern` in 3-D: inputs (B, C, D, H, W)."""
+
+    fixed_ndim = 3

@@ -7,11 +7,18 @@ one of these forms:
 * a ``(name, kwargs)`` pair, e.g. ``('group', {'num_groups': 8})``;
 * a callable ``f(channels) -> nn.Module``, e.g. the class ``nn.BatchNorm2d``.
 
+The built-in names build the layer of the block's dimension (``'batch'`` is ``nn.BatchNorm1d``,
+``nn.BatchNorm2d`` or ``nn.BatchNorm3d``). A callable or registered factory that needs the dimension
+declares a parameter named ``ndim``: it is then called as ``f(channels, ndim=ndim, **kwargs)``
+(``lambda c, ndim: nn.BatchNorm3d(c) if ndim == 3 else nn.GroupNorm(1, c)``); others are called
+as ``f(channels, **kwargs)``.
+
 ``register_normalizer`` and ``register_activator`` add names to the registries.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
@@ -27,11 +34,26 @@ __all__ = [
     "make_activator",
     "check_layer_spec",
     "in_place",
+    "is_null",
     "returns_new_tensor",
+    "torch_layer",
 ]
 
 LayerFactory = Callable[..., nn.Module]
 """A factory ``f(channels, **kwargs) -> nn.Module``."""
+
+def torch_layer(kind: str, ndim: int) -> type[nn.Module]:
+    """The ``torch.nn`` class of ``kind`` for ``ndim`` spatial dimensions: ``torch_layer('Conv', 3)`` is ``nn.Conv3d``.
+
+    The one place where a dimension becomes a class; ``kind`` is ``'Conv'``, ``'BatchNorm'``,
+    ``'InstanceNorm'``, ``'MaxPool'`` or ``'AdaptiveAvgPool'``.
+
+    Examples:
+        >>> torch_layer("InstanceNorm", 1).__name__
+        'InstanceNorm1d'
+    """
+    return getattr(nn, f"{kind}{ndim}d")
+
 
 LayerSpec = Union[None, str, tuple[str, Mapping[str, Any]], Callable[[int], nn.Module]]
 """What ``normalizer=`` and ``activator=`` accept: a name, a ``(name, kwargs)`` pair, a callable or None."""
@@ -60,19 +82,19 @@ def _group_norm(channels: int, num_groups: int | None = None, **kwargs: Any) -> 
 
 
 NORMALIZERS: dict[str, LayerFactory | None] = {
-    "batch": lambda channels, **kw: nn.BatchNorm2d(channels, **kw),
-    "inst": lambda channels, **kw: nn.InstanceNorm2d(channels, **kw),
-    "pinst": lambda channels, **kw: nn.InstanceNorm2d(channels, **{"affine": True, **kw}),
+    "batch": lambda channels, ndim, **kw: torch_layer("BatchNorm", ndim)(channels, **kw),
+    "inst": lambda channels, ndim, **kw: torch_layer("InstanceNorm", ndim)(channels, **kw),
+    "pinst": lambda channels, ndim, **kw: torch_layer("InstanceNorm", ndim)(channels, **{"affine": True, **kw}),
     "group": _group_norm,
     "layer": lambda channels, **kw: nn.GroupNorm(1, channels, **kw),
     "null": None,
 }
-"""Registered normalizers: name -> factory ``f(channels, **kwargs)``; ``None`` means no layer."""
+"""Registered normalizers: name -> factory ``f(channels, [ndim,] **kwargs)``; ``None`` means no layer."""
 
 NORMALIZER_DOCS: dict[str, str] = {
-    "batch": "`nn.BatchNorm2d(channels)`",
-    "inst": "`nn.InstanceNorm2d(channels)` (no affine parameters)",
-    "pinst": "`nn.InstanceNorm2d(channels, affine=True)`",
+    "batch": "`nn.BatchNorm1d/2d/3d(channels)`, by the block's dimension",
+    "inst": "`nn.InstanceNorm1d/2d/3d(channels)` (no affine parameters)",
+    "pinst": "`nn.InstanceNorm1d/2d/3d(channels, affine=True)`",
     "group": "`nn.GroupNorm(groups, channels)`: `groups = min(num_groups, channels)` for a given `num_groups` "
     "(which must divide `channels`), else the largest divisor of `channels` up to 32",
     "layer": "`nn.GroupNorm(1, channels)`",
@@ -169,6 +191,16 @@ def _split(spec: LayerSpec, kind: str, registry: Mapping[str, LayerFactory | Non
     )
 
 
+def is_null(spec: LayerSpec, kind: str = "normalizer") -> bool:
+    """True if ``spec`` builds no layer (``None``, ``'null'`` or another name registered as None).
+
+    Examples:
+        >>> is_null(None), is_null("null"), is_null("batch"), is_null("relu", "activator")
+        (True, True, False, False)
+    """
+    return _split(spec, kind, NORMALIZERS if kind == "normalizer" else ACTIVATORS)[0] is None
+
+
 def check_layer_spec(spec: LayerSpec, kind: str) -> None:
     """Validate a normalizer or activator spec without building a layer.
 
@@ -183,15 +215,30 @@ def check_layer_spec(spec: LayerSpec, kind: str) -> None:
     _split(spec, kind, NORMALIZERS if kind == "normalizer" else ACTIVATORS)
 
 
-def _make(spec: LayerSpec, channels: int, kind: str, registry: Mapping[str, LayerFactory | None]) -> nn.Module | None:
-    """Build the layer for ``spec`` acting on ``channels`` channels; None when there is no layer."""
+def takes_ndim(factory: Callable[..., Any]) -> bool:
+    """True if ``factory`` declares a parameter named ``ndim`` (then it is given the block's dimension).
+
+    Examples:
+        >>> takes_ndim(lambda c, ndim: None), takes_ndim(lambda c, **kw: None), takes_ndim(nn.BatchNorm2d)
+        (True, False, False)
+    """
+    try:
+        return "ndim" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # some builtins have no signature
+        return False
+
+
+def _make(
+    spec: LayerSpec, channels: int, kind: str, registry: Mapping[str, LayerFactory | None], ndim: int
+) -> nn.Module | None:
+    """Build the layer for ``spec`` acting on ``channels`` channels in ``ndim`` dimensions; None for no layer."""
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise ValueError(f"channels={channels!r} for the {kind} must be a positive int")
     factory, kwargs = _split(spec, kind, registry)
     if factory is None:
         return None
     try:
-        layer = factory(channels, **kwargs)
+        layer = factory(channels, ndim=ndim, **kwargs) if takes_ndim(factory) else factory(channels, **kwargs)
     except TypeError as error:  # e.g. an unknown keyword in a (name, kwargs) pair
         raise TypeError(f"{kind}={spec!r} could not build a layer for {channels} channels: {error}") from error
     if not isinstance(layer, nn.Module):
@@ -199,12 +246,13 @@ def _make(spec: LayerSpec, channels: int, kind: str, registry: Mapping[str, Laye
     return layer
 
 
-def make_normalizer(spec: LayerSpec, channels: int) -> nn.Module | None:
+def make_normalizer(spec: LayerSpec, channels: int, ndim: int = 2) -> nn.Module | None:
     """Build a normalization layer.
 
     Args:
         spec: A registered name, a ``(name, kwargs)`` pair, a callable ``f(channels)`` or None.
         channels: Number of channels to normalize.
+        ndim: Spatial dimensions of the input (1, 2 or 3): ``'batch'`` gives ``nn.BatchNorm{ndim}d``.
 
     Returns:
         The layer, or None for ``'null'`` / ``None``.
@@ -217,16 +265,19 @@ def make_normalizer(spec: LayerSpec, channels: int) -> nn.Module | None:
     Examples:
         >>> make_normalizer(("group", {"num_groups": 4}), 16).num_groups
         4
+        >>> type(make_normalizer("batch", 16, ndim=3)).__name__
+        'BatchNorm3d'
     """
-    return _make(spec, channels, "normalizer", NORMALIZERS)
+    return _make(spec, channels, "normalizer", NORMALIZERS, ndim)
 
 
-def make_activator(spec: LayerSpec, channels: int) -> nn.Module | None:
+def make_activator(spec: LayerSpec, channels: int, ndim: int = 2) -> nn.Module | None:
     """Build an activation layer.
 
     Args:
         spec: A registered name, a ``(name, kwargs)`` pair, a callable ``f(channels)`` or None.
         channels: Number of channels it acts on (used by ``'prelu'``).
+        ndim: Spatial dimensions of the input, for a factory that declares ``ndim``.
 
     Returns:
         The layer, or None for ``'null'`` / ``None``.
@@ -240,10 +291,10 @@ def make_activator(spec: LayerSpec, channels: int) -> nn.Module | None:
         >>> make_activator("prelu", 16)
         PReLU(num_parameters=16)
     """
-    return _make(spec, channels, "activator", ACTIVATORS)
+    return _make(spec, channels, "activator", ACTIVATORS, ndim)
 
 
-FRESH_OUTPUT_LAYERS = (nn.Conv2d, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+FRESH_OUTPUT_LAYERS = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 """Layers whose output is a new tensor that their backward does not read: convs and torch norm layers."""
 
 

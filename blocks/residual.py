@@ -1,41 +1,76 @@
-"""Residual blocks: BlockPlain2d and BlockBottleneck2d.
+"""Residual blocks: BlockPlain1d/2d/3d and BlockBottleneck1d/2d/3d, and the rules a stage builds them by.
 
 Both keep MDNC's signature and defaults. Output = branch(x) + shortcut(x); the branch runs first.
 In ``'old'`` order the last unit of the branch has no activation and the activation follows the sum
 (the original ResNet and torchvision); MDNC activates inside the branch instead. This is the one
 place where ``blocks`` deliberately differs from MDNC.
+
+The rules, each in one function: the shortcut (`make_shortcut`), the hidden width
+(`HIDDEN_WIDTHS`), where a block scales (`scales_first`) and the block a network's stage asks for
+(`make_block`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .checks import IntPair, check_bool, check_call_output_size, check_input, check_pair, check_positive_int
-from .conv import ConvModern2d
+from .checks import (
+    IntOrTuple,
+    check_bool,
+    check_call_output_size,
+    check_input,
+    check_positive_int,
+    check_tuple,
+    is_tracing,
+    named_class,
+    resolve_ndim,
+    trust_inputs,
+)
+from .conv import ConvModern
 from .layers import LayerSpec, in_place, make_activator, returns_new_tensor
 
-__all__ = ["BlockPlain2d", "BlockBottleneck2d", "GradCheckpointing"]
+__all__ = [
+    "BLOCKS",
+    "HIDDEN_WIDTHS",
+    "BlockBottleneck",
+    "BlockBottleneck1d",
+    "BlockBottleneck2d",
+    "BlockBottleneck3d",
+    "BlockPlain",
+    "BlockPlain1d",
+    "BlockPlain2d",
+    "BlockPlain3d",
+    "Branch",
+    "GradCheckpointing",
+    "ResidualBlock",
+    "make_block",
+    "make_shortcut",
+    "scales_first",
+]
 
 
 class Branch(nn.Sequential):
     """The residual branch: units in order, with ``output_size`` passed to the one that up-samples."""
 
-    def forward(self, x: Tensor, output_size: tuple[int, int] | None = None) -> Tensor:
+    def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
         """Apply the units; ``output_size`` reaches only the up-sampling unit."""
         for unit in self:
             x = unit(x, output_size) if unit.upsamples else unit(x)
         return x
 
 
-def check_same_padding(kernel_size: IntPair, padding: IntPair) -> None:
+def check_same_padding(kernel_size: IntOrTuple, padding: IntOrTuple, ndim: int) -> None:
     """Raise a ValueError unless ``padding`` keeps the size of a stride-1 conv with ``kernel_size``.
 
     The branch and the shortcut must produce the same size, and the shortcut's 1x1 conv has no
     padding, so every k x k conv of a block needs ``padding = (k - 1) // 2`` with odd ``k``.
     """
-    kernel, pad = check_pair("kernel_size", kernel_size), check_pair("padding", padding, minimum=0)
+    kernel, pad = check_tuple("kernel_size", kernel_size, ndim), check_tuple("padding", padding, ndim, minimum=0)
     if any(2 * p != k - 1 for k, p in zip(kernel, pad)):
         raise ValueError(
             f"kernel_size={kernel_size!r} with padding={padding!r} changes the size in the branch but not in "
@@ -53,48 +88,67 @@ def check_planes(in_planes: int, out_planes: int, hidden_planes: int | None) -> 
 def make_shortcut(
     in_planes: int,
     out_planes: int,
-    stride: IntPair,
-    output_size: IntPair | None,
+    stride: IntOrTuple,
+    output_size: IntOrTuple | None,
     normalizer: LayerSpec,
     scaler: str,
-) -> ConvModern2d | None:
+    ndim: int = 2,
+) -> ConvModern | None:
     """The shortcut rule: identity (None) when nothing changes, else a projection.
 
     The projection is [Upsample when scaler='up'] -> 1x1 conv (strided when 'down') -> norm(out);
     without a normalizer the conv has a bias and there is no norm.
+
+    Examples:
+        >>> make_shortcut(8, 8, 1, None, "batch", "down") is None
+        True
+        >>> list(make_shortcut(8, 8, 2, None, "batch", "up", ndim=1)._modules)
+        ['up', 'conv', 'norm']
     """
-    if in_planes == out_planes and check_pair("stride", stride) == (1, 1) and output_size is None:
+    if in_planes == out_planes and all(s == 1 for s in check_tuple("stride", stride, ndim)) and output_size is None:
         return None
-    return ConvModern2d(
-        in_planes, out_planes, 1, stride, 0, output_size, normalizer, None, layer_order="old", scaler=scaler
+    return named_class(ConvModern, ndim)(
+        in_planes, out_planes, 1, stride, 0, output_size, normalizer, None, layer_order="old", scaler=scaler, ndim=ndim
     )
 
 
-class _ResidualBlock2d(nn.Module):
-    """Shared forward, checks and attributes of the residual blocks; subclasses build ``branch``."""
+class ResidualBlock(nn.Module):
+    """A residual block from its parts: ``branch(x) + shortcut(x)``, then ``activation``.
+
+    The branch runs first. The sum is taken in place when the branch ends in a conv or a torch norm
+    (a fresh tensor), as torchvision's ``out += identity``. `BlockPlain` and `BlockBottleneck` build
+    the parts by MDNC's rules; a user may hand any shortcut (a module mapping the input to the
+    branch's output shape, or None for the identity).
+
+    Args:
+        branch: The residual branch.
+        shortcut: The shortcut module, or None for the identity.
+        activation: A layer after the sum (``'old'`` order), or None.
+        in_planes: Input channels (for the input check).
+        out_planes: Output channels.
+        ndim: Spatial dimensions.
+    """
 
     def __init__(
         self,
+        branch: Branch,
+        shortcut: nn.Module | None,
+        activation: nn.Module | None,
         in_planes: int,
         out_planes: int,
-        stride: IntPair,
-        output_size: IntPair | None,
-        normalizer: LayerSpec,
-        activator: LayerSpec,
-        layer_order: str,
-        scaler: str,
-        branch: Branch,
+        ndim: int = 2,
     ) -> None:
         super().__init__()
         self.in_planes = in_planes
         self.out_planes = out_planes
+        self.ndim = ndim
         self.branch = branch
-        self.shortcut = make_shortcut(in_planes, out_planes, stride, output_size, normalizer, scaler)
-        self.activation = in_place(make_activator(activator, out_planes)) if layer_order == "old" else None
-        # Add the shortcut to the branch's output in place (torchvision's ``out += identity``) when that output
-        # is a conv's or a torch norm's: a new tensor that nothing else reads, not needed by its backward.
+        self.shortcut = shortcut
+        self.activation = activation
         self.sum_in_place = returns_new_tensor(branch[-1][-1])
         self.grad_checkpointing = False
+        trust_inputs(self)
+        self.checks_input = True
 
     @property
     def in_channels(self) -> int:
@@ -111,38 +165,280 @@ class _ResidualBlock2d(nn.Module):
         """True if this block up-samples, and so takes an ``output_size`` at call time."""
         return any(unit.upsamples for unit in self.branch)
 
-    def forward(self, x: Tensor, output_size: tuple[int, int] | None = None) -> Tensor:
-        """Apply the block: branch(x) + shortcut(x), then the activation in ``'old'`` order.
-
-        Args:
-            x: Input of shape (B, in_planes, H, W).
-            output_size: Exact output size (h, w) of an up-scaling block; overrides the constructor's.
-
-        Returns:
-            The output, (B, out_planes, H', W').
+    def check(self, x: Tensor, output_size: Any = None) -> None:
+        """Raise a clear error for a wrong input or call-time ``output_size``; steps aside while fx traces.
 
         Raises:
             TypeError: If ``x`` is not a floating-point tensor.
-            ValueError: If ``x`` is not (B, in_planes, H, W), or ``output_size`` is malformed or given
-                to a block that does not up-scale.
+            ValueError: If ``x`` is not (B, in_planes, *spatial), or ``output_size`` is malformed or
+                given to a block that does not up-scale.
         """
-        check_input(self, x, self.in_planes)
-        output_size = check_call_output_size(self, output_size)
+        if is_tracing():
+            return
+        check_input(self, x, self.in_planes, self.ndim)
+        output_size = check_call_output_size(self, output_size, self.ndim)
         if output_size is not None and not self.upsamples:
             raise ValueError(
                 f"output_size={output_size!r} given to a {type(self).__name__} that does not up-scale "
                 "(build it with scaler='up' and a stride or output_size)"
             )
+
+    def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
+        """Apply the block: branch(x) + shortcut(x), then the activation in ``'old'`` order.
+
+        Args:
+            x: Input of shape (B, in_planes, *spatial).
+            output_size: Exact output size of an up-scaling block; overrides the constructor's.
+
+        Returns:
+            The output, (B, out_planes, *spatial').
+
+        Raises:
+            TypeError: If ``x`` is not a floating-point tensor (checked when built by a user).
+            ValueError: If ``x`` has the wrong shape, or ``output_size`` is malformed or given to a
+                block that does not up-scale.
+        """
+        if self.checks_input:
+            self.check(x, output_size)
         if self.grad_checkpointing and torch.is_grad_enabled():
             return checkpoint(self._residual, x, output_size, use_reentrant=False)
         return self._residual(x, output_size)
 
-    def _residual(self, x: Tensor, output_size: tuple[int, int] | None) -> Tensor:
+    def _residual(self, x: Tensor, output_size: tuple[int, ...] | None) -> Tensor:
         """branch(x) + shortcut(x), then the activation in ``'old'`` order."""
         out = self.branch(x, output_size)
         shortcut = x if self.shortcut is None else self.shortcut(x, output_size)
         out = out.add_(shortcut) if self.sum_in_place else out + shortcut
         return out if self.activation is None else self.activation(out)
+
+
+def _block_parts(
+    in_planes: int,
+    out_planes: int,
+    stride: IntOrTuple,
+    output_size: IntOrTuple | None,
+    normalizer: LayerSpec,
+    activator: LayerSpec,
+    layer_order: str,
+    scaler: str,
+    ndim: int,
+) -> dict[str, Any]:
+    """The parts every block takes besides its branch: the shortcut, the activation after the sum, the sizes."""
+    after_sum = in_place(make_activator(activator, out_planes, ndim)) if layer_order == "old" else None
+    return {
+        "shortcut": make_shortcut(in_planes, out_planes, stride, output_size, normalizer, scaler, ndim),
+        "activation": after_sum,
+        "in_planes": in_planes,
+        "out_planes": out_planes,
+        "ndim": ndim,
+    }
+
+
+class BlockPlain(ResidualBlock):
+    """Residual block of two k x k units (MDNC's plain block; torchvision's BasicBlock), in 1-D, 2-D or 3-D.
+
+    branch = unit(in -> hidden, k) -> unit(hidden -> out, k, stride/scaler/output_size); with
+    ``scale_first=True`` the scaling moves to the first unit, as in torchvision's BasicBlock.
+    `BlockPlain1d`, `BlockPlain2d` and `BlockPlain3d` are this class with ``ndim`` fixed.
+
+    Args:
+        in_planes: Input channels.
+        out_planes: Output channels.
+        kernel_size: Kernel size of both units (odd), an int or one per dimension.
+        stride: Down-scaling stride or up-scaling factor, an int or one per dimension.
+        padding: Padding of both units; must be ``(kernel_size - 1) // 2``.
+        output_size: Exact output size of an up-scaling block (``scaler='up'``), one per dimension.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
+        layer_order: ``'new'`` (pre-activation) or ``'old'`` (activation after the sum).
+        scaler: ``'down'`` or ``'up'``.
+        hidden_planes: Channels between the units; defaults to ``in_planes`` (MDNC).
+        scale_first: Scale in the first unit instead of the second.
+        ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
+
+    Examples:
+        >>> import torch
+        >>> block = BlockPlain2d(8, 16, stride=2)
+        >>> block(torch.zeros(2, 8, 9, 9)).shape
+        torch.Size([2, 16, 5, 5])
+        >>> BlockPlain1d(8, 4, stride=3, scaler="up")(torch.zeros(2, 8, 5), output_size=14).shape
+        torch.Size([2, 4, 14])
+    """
+
+    fixed_ndim: ClassVar[int | None] = None
+    """The dimension of the named classes; None for the generic class."""
+
+    def __init__(
+        self,
+        in_planes: int,
+        out_planes: int,
+        kernel_size: IntOrTuple = 3,
+        stride: IntOrTuple = 1,
+        padding: IntOrTuple = 1,
+        output_size: IntOrTuple | None = None,
+        normalizer: LayerSpec = "pinst",
+        activator: LayerSpec = "prelu",
+        layer_order: str = "new",
+        scaler: str = "down",
+        *,
+        hidden_planes: int | None = None,
+        scale_first: bool = False,
+        ndim: int | None = None,
+    ) -> None:
+        ndim = resolve_ndim(type(self), ndim)
+        hidden = check_planes(in_planes, out_planes, hidden_planes)
+        check_same_padding(kernel_size, padding, ndim)
+        check_bool("scale_first", scale_first)
+        last_act = None if layer_order == "old" else activator
+        scaled = {"stride": stride, "output_size": output_size}
+        kept = {"stride": 1, "output_size": None}
+        first, second = (scaled, kept) if scale_first else (kept, scaled)
+        common = {"kernel_size": kernel_size, "padding": padding, "normalizer": normalizer,
+                  "layer_order": layer_order, "scaler": scaler, "ndim": ndim}
+        unit = named_class(ConvModern, ndim)
+        branch = Branch(
+            unit(in_planes, hidden, activator=activator, **common, **first),
+            unit(hidden, out_planes, activator=last_act, **common, **second),
+        )
+        parts = _block_parts(in_planes, out_planes, stride, output_size, normalizer, activator, layer_order, scaler,
+                             ndim)
+        super().__init__(branch, **parts)
+        self.hidden_planes = hidden
+
+
+class BlockBottleneck(ResidualBlock):
+    """Residual bottleneck block: 1x1 reduce, k x k, 1x1 expand (MDNC's bottleneck; torchvision's Bottleneck).
+
+    branch = unit(in -> hidden, 1x1) -> unit(hidden -> hidden, k, stride/scaler/output_size) ->
+    unit(hidden -> out, 1x1). `BlockBottleneck1d`, `BlockBottleneck2d` and `BlockBottleneck3d` are
+    this class with ``ndim`` fixed.
+
+    Args:
+        in_planes: Input channels.
+        out_planes: Output channels.
+        kernel_size: Kernel size of the middle unit (odd), an int or one per dimension.
+        stride: Down-scaling stride or up-scaling factor, an int or one per dimension.
+        padding: Padding of the middle unit; must be ``(kernel_size - 1) // 2``.
+        output_size: Exact output size of an up-scaling block (``scaler='up'``), one per dimension.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
+        layer_order: ``'new'`` (pre-activation) or ``'old'`` (activation after the sum).
+        scaler: ``'down'`` or ``'up'``.
+        hidden_planes: Bottleneck width; defaults to ``in_planes`` (MDNC; torchvision uses ``out_planes // 4``).
+        ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
+
+    Examples:
+        >>> import torch
+        >>> block = BlockBottleneck2d(32, 16, stride=(1, 2), output_size=(4, 255), scaler="up")
+        >>> block(torch.zeros(2, 32, 4, 128)).shape
+        torch.Size([2, 16, 4, 255])
+        >>> BlockBottleneck3d(4, 8, stride=2)(torch.zeros(1, 4, 5, 6, 7)).shape
+        torch.Size([1, 8, 3, 3, 4])
+    """
+
+    fixed_ndim: ClassVar[int | None] = None
+    """The dimension of the named classes; None for the generic class."""
+
+    def __init__(
+        self,
+        in_planes: int,
+        out_planes: int,
+        kernel_size: IntOrTuple = 3,
+        stride: IntOrTuple = 1,
+        padding: IntOrTuple = 1,
+        output_size: IntOrTuple | None = None,
+        normalizer: LayerSpec = "pinst",
+        activator: LayerSpec = "prelu",
+        layer_order: str = "new",
+        scaler: str = "down",
+        *,
+        hidden_planes: int | None = None,
+        ndim: int | None = None,
+    ) -> None:
+        ndim = resolve_ndim(type(self), ndim)
+        hidden = check_planes(in_planes, out_planes, hidden_planes)
+        check_same_padding(kernel_size, padding, ndim)
+        last_act = None if layer_order == "old" else activator
+        common = {"normalizer": normalizer, "layer_order": layer_order, "scaler": scaler, "ndim": ndim}
+        unit = named_class(ConvModern, ndim)
+        branch = Branch(
+            unit(in_planes, hidden, 1, 1, 0, None, activator=activator, **common),
+            unit(hidden, hidden, kernel_size, stride, padding, output_size, activator=activator, **common),
+            unit(hidden, out_planes, 1, 1, 0, None, activator=last_act, **common),
+        )
+        parts = _block_parts(in_planes, out_planes, stride, output_size, normalizer, activator, layer_order, scaler,
+                             ndim)
+        super().__init__(branch, **parts)
+        self.hidden_planes = hidden
+
+
+BLOCKS: dict[str, type[ResidualBlock]] = {"bottleneck": BlockBottleneck, "plain": BlockPlain}
+"""``block=`` values of every network: name -> generic block class."""
+
+HIDDEN_WIDTHS: dict[str, Callable[[str, int, int], int]] = {
+    "mdnc": lambda block, in_planes, out_planes: in_planes,
+    "torchvision": lambda block, in_planes, out_planes: out_planes // 4 if block == "bottleneck" else out_planes,
+    "narrow": lambda block, in_planes, out_planes: min(in_planes, out_planes),
+}
+"""The hidden-width rules: ``'mdnc'`` (a block's default), ``'torchvision'`` (`ResNet`: a bottleneck is a
+quarter of its output, a plain block as wide as its output) and ``'narrow'`` (the U-Net family:
+``min(in, out)``, so a block is never wider than its ends)."""
+
+
+def scales_first(block: str, scaler: str) -> bool:
+    """The stride-placement rule of the networks: plain blocks down-scale in their first unit, up-scale in their last.
+
+    Down-scaling first is torchvision's BasicBlock; a bottleneck always scales in its k x k unit.
+
+    Examples:
+        >>> scales_first("plain", "down"), scales_first("plain", "up"), scales_first("bottleneck", "down")
+        (True, False, False)
+    """
+    return block == "plain" and scaler == "down"
+
+
+def make_block(
+    block: str,
+    in_planes: int,
+    out_planes: int,
+    *,
+    stride: IntOrTuple = 1,
+    scaler: str = "down",
+    width: str = "narrow",
+    kernel_size: IntOrTuple = 3,
+    normalizer: LayerSpec = "pinst",
+    activator: LayerSpec = "prelu",
+    layer_order: str = "new",
+    ndim: int = 2,
+) -> ResidualBlock:
+    """The block a network's stage asks for: its hidden width by ``width`` (`HIDDEN_WIDTHS`), its scaling by `scales_first`.
+
+    Args:
+        block: ``'bottleneck'`` or ``'plain'``.
+        in_planes: Input channels.
+        out_planes: Output channels.
+        stride: Down-scaling stride or up-scaling factor.
+        scaler: ``'down'`` or ``'up'``.
+        width: A key of `HIDDEN_WIDTHS`.
+        kernel_size: Odd kernel size; the padding keeps the size.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
+        layer_order: ``'new'`` or ``'old'``.
+        ndim: Spatial dimensions.
+
+    Returns:
+        The block; it adds a projection shortcut when the channels change or it scales.
+
+    Examples:
+        >>> [u.conv.stride for u in make_block("bottleneck", 256, 512, stride=2, width="torchvision").branch]
+        [(1, 1), (2, 2), (1, 1)]
+    """
+    kernel = check_tuple("kernel_size", kernel_size, ndim)
+    extra = {"scale_first": True} if scales_first(block, scaler) else {}
+    return named_class(BLOCKS[block], ndim)(
+        in_planes, out_planes, kernel, stride, tuple((k - 1) // 2 for k in kernel), None, normalizer, activator,
+        layer_order, scaler, hidden_planes=HIDDEN_WIDTHS[width](block, in_planes, out_planes), ndim=ndim, **extra,
+    )
 
 
 class GradCheckpointing:
@@ -160,123 +456,41 @@ class GradCheckpointing:
         """
         check_bool("enable", enable)
         for module in self.modules():
-            if isinstance(module, _ResidualBlock2d):
+            if isinstance(module, ResidualBlock):
                 module.grad_checkpointing = enable
 
 
-class BlockPlain2d(_ResidualBlock2d):
-    """Residual block of two k x k units (MDNC's plain block; torchvision's BasicBlock).
+class BlockPlain1d(BlockPlain):
+    """`BlockPlain` in 1-D: inputs (B, C, L)."""
 
-    branch = unit(in -> hidden, k) -> unit(hidden -> out, k, stride/scaler/output_size); with
-    ``scale_first=True`` the scaling moves to the first unit, as in torchvision's BasicBlock.
-
-    Args:
-        in_planes: Input channels.
-        out_planes: Output channels.
-        kernel_size: Kernel size of both units (odd), an int or (h, w).
-        stride: Down-scaling stride or up-scaling factor, an int or (h, w).
-        padding: Padding of both units; must be ``(kernel_size - 1) // 2``.
-        output_size: Exact output size (h, w) of an up-scaling block (``scaler='up'``).
-        normalizer: Normalizer spec, see `blocks.layers`.
-        activator: Activator spec, see `blocks.layers`.
-        layer_order: ``'new'`` (pre-activation) or ``'old'`` (activation after the sum).
-        scaler: ``'down'`` or ``'up'``.
-        hidden_planes: Channels between the units; defaults to ``in_planes`` (MDNC).
-        scale_first: Scale in the first unit instead of the second.
-
-    Examples:
-        >>> import torch
-        >>> block = BlockPlain2d(8, 16, stride=2)
-        >>> block(torch.zeros(2, 8, 9, 9)).shape
-        torch.Size([2, 16, 5, 5])
-    """
-
-    def __init__(
-        self,
-        in_planes: int,
-        out_planes: int,
-        kernel_size: IntPair = 3,
-        stride: IntPair = 1,
-        padding: IntPair = 1,
-        output_size: IntPair | None = None,
-        normalizer: LayerSpec = "pinst",
-        activator: LayerSpec = "prelu",
-        layer_order: str = "new",
-        scaler: str = "down",
-        *,
-        hidden_planes: int | None = None,
-        scale_first: bool = False,
-    ) -> None:
-        hidden = check_planes(in_planes, out_planes, hidden_planes)
-        check_same_padding(kernel_size, padding)
-        check_bool("scale_first", scale_first)
-        last_act = None if layer_order == "old" else activator
-        scaled = {"stride": stride, "output_size": output_size}
-        kept = {"stride": 1, "output_size": None}
-        first, second = (scaled, kept) if scale_first else (kept, scaled)
-        common = {"kernel_size": kernel_size, "padding": padding, "normalizer": normalizer,
-                  "layer_order": layer_order, "scaler": scaler}
-        branch = Branch(
-            ConvModern2d(in_planes, hidden, activator=activator, **common, **first),
-            ConvModern2d(hidden, out_planes, activator=last_act, **common, **second),
-        )
-        super().__init__(
-            in_planes, out_planes, stride, output_size, normalizer, activator, layer_order, scaler, branch
-        )
-        self.hidden_planes = hidden
+    fixed_ndim = 1
 
 
-class BlockBottleneck2d(_ResidualBlock2d):
-    """Residual bottleneck block: 1x1 reduce, k x k, 1x1 expand (MDNC's bottleneck; torchvision's Bottleneck).
+class BlockPlain2d(BlockPlain):
+    """`BlockPlain` in 2-D: inputs (B, C, H, W)."""
 
-    branch = unit(in -> hidden, 1x1) -> unit(hidden -> hidden, k, stride/scaler/output_size) ->
-    unit(hidden -> out, 1x1).
+    fixed_ndim = 2
 
-    Args:
-        in_planes: Input channels.
-        out_planes: Output channels.
-        kernel_size: Kernel size of the middle unit (odd), an int or (h, w).
-        stride: Down-scaling stride or up-scaling factor, an int or (h, w).
-        padding: Padding of the middle unit; must be ``(kernel_size - 1) // 2``.
-        output_size: Exact output size (h, w) of an up-scaling block (``scaler='up'``).
-        normalizer: Normalizer spec, see `blocks.layers`.
-        activator: Activator spec, see `blocks.layers`.
-        layer_order: ``'new'`` (pre-activation) or ``'old'`` (activation after the sum).
-        scaler: ``'down'`` or ``'up'``.
-        hidden_planes: Bottleneck width; defaults to ``in_planes`` (MDNC; torchvision uses ``out_planes // 4``).
 
-    Examples:
-        >>> import torch
-        >>> block = BlockBottleneck2d(32, 16, stride=(1, 2), output_size=(4, 255), scaler="up")
-        >>> block(torch.zeros(2, 32, 4, 128)).shape
-        torch.Size([2, 16, 4, 255])
-    """
+class BlockPlain3d(BlockPlain):
+    """`BlockPlain` in 3-D: inputs (B, C, D, H, W)."""
 
-    def __init__(
-        self,
-        in_planes: int,
-        out_planes: int,
-        kernel_size: IntPair = 3,
-        stride: IntPair = 1,
-        padding: IntPair = 1,
-        output_size: IntPair | None = None,
-        normalizer: LayerSpec = "pinst",
-        activator: LayerSpec = "prelu",
-        layer_order: str = "new",
-        scaler: str = "down",
-        *,
-        hidden_planes: int | None = None,
-    ) -> None:
-        hidden = check_planes(in_planes, out_planes, hidden_planes)
-        check_same_padding(kernel_size, padding)
-        last_act = None if layer_order == "old" else activator
-        branch = Branch(
-            ConvModern2d(in_planes, hidden, 1, 1, 0, None, normalizer, activator, layer_order, scaler),
-            ConvModern2d(hidden, hidden, kernel_size, stride, padding, output_size, normalizer, activator,
-                         layer_order, scaler),
-            ConvModern2d(hidden, out_planes, 1, 1, 0, None, normalizer, last_act, layer_order, scaler),
-        )
-        super().__init__(
-            in_planes, out_planes, stride, output_size, normalizer, activator, layer_order, scaler, branch
-        )
-        self.hidden_planes = hidden
+    fixed_ndim = 3
+
+
+class BlockBottleneck1d(BlockBottleneck):
+    """`BlockBottleneck` in 1-D: inputs (B, C, L)."""
+
+    fixed_ndim = 1
+
+
+class BlockBottleneck2d(BlockBottleneck):
+    """`BlockBottleneck` in 2-D: inputs (B, C, H, W)."""
+
+    fixed_ndim = 2
+
+
+class BlockBottleneck3d(BlockBottleneck):
+    """`BlockBottleneck` in 3-D: inputs (B, C, D, H, W)."""
+
+    fixed_ndim = 3

@@ -15,24 +15,30 @@ Structure of `ResNet` (these are also the module names in ``feature_info``):
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict, Union
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor, nn
 
-from .checks import LAYER_ORDERS, check_choice, check_input, check_positive_int
-from .layers import LayerSpec, check_layer_spec, in_place, make_activator, make_normalizer
-from .residual import BlockBottleneck2d, BlockPlain2d, GradCheckpointing
+from .checks import (
+    LAYER_ORDERS,
+    check_choice,
+    check_input,
+    check_ndim,
+    check_positive_int,
+    named_class,
+    trust_inputs,
+)
+from .conv import ConvModern, NormAct
+from .layers import LayerSpec, check_layer_spec, is_null, torch_layer
+from .residual import BLOCKS, GradCheckpointing, make_block
 
 __all__ = [
     "ARCHS",
-    "BLOCKS",
     "FeatureInfo",
     "ResNet",
     "from_torchvision",
-    "make_block",
     "make_stage",
     "resnet18",
     "resnet34",
@@ -40,9 +46,6 @@ __all__ = [
     "resnet101",
     "resnet152",
 ]
-
-BLOCKS = ("bottleneck", "plain")
-"""``block`` values: ``'bottleneck'`` (1x1, 3x3, 1x1; torchvision's Bottleneck) or ``'plain'`` (3x3, 3x3; BasicBlock)."""
 
 EXPANSION = {"bottleneck": 4, "plain": 1}
 """Output channels of a stage per unit of its width (torchvision's ``block.expansion``)."""
@@ -61,10 +64,6 @@ ARCHS: dict[str, tuple[tuple[int, int, int, int], str]] = {
     "resnet152": ((3, 8, 36, 3), "bottleneck"),
 }
 """The presets: name -> (blocks per stage, block type)."""
-
-Block = Union[BlockPlain2d, BlockBottleneck2d]
-"""A block of a ResNet stage."""
-
 
 class FeatureInfo(TypedDict):
     """One entry of ``ResNet.feature_info`` (timm's convention).
@@ -124,73 +123,35 @@ def check_num_classes(num_classes: Any) -> int | None:
 # -------------------------------------------------------------------------------------- the pieces
 
 
-def make_stem(in_planes: int, normalizer: LayerSpec, activator: LayerSpec, layer_order: str) -> nn.Sequential:
-    """The stem before the max-pool: ``conv`` 7x7/2 -> ``norm`` -> ``act`` in ``'old'`` order, ``conv`` alone in ``'new'``.
+def make_stem(
+    in_planes: int, normalizer: LayerSpec, activator: LayerSpec, layer_order: str, ndim: int = 2
+) -> ConvModern:
+    """The stem before the max-pool: ``conv`` 7-wide, stride 2 -> ``norm`` -> ``act`` in ``'old'`` order, ``conv`` alone in ``'new'``.
 
     In pre-activation order every block normalizes and activates its own input, so the stem is the
     convolution alone (as timm's ``resnetv2``); its output, max-pooled, starts the residual stream.
-    The conv has a bias only when there is no normalizer (the library's rule).
+    Its conv has a bias only when there is no normalizer at all (stated with ``bias=``).
 
     Args:
         in_planes: Input channels.
         normalizer: Normalizer spec, see `blocks.layers`.
         activator: Activator spec, see `blocks.layers`.
         layer_order: ``'old'`` or ``'new'``.
+        ndim: Spatial dimensions.
 
     Returns:
-        An ``nn.Sequential`` with ``conv`` [, ``norm``, ``act``], mapping (B, in_planes, H, W) to
-        (B, 64, H/2, W/2).
+        A unit with ``conv`` [, ``norm``, ``act``], mapping (B, in_planes, *spatial) to (B, 64, *spatial / 2).
 
     Examples:
         >>> make_stem(1, "batch", "relu", "new")
-        Sequential(
+        ConvModern2d(
           (conv): Conv2d(1, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)
         )
     """
-    norm = make_normalizer(normalizer, STEM_PLANES)
-    conv = nn.Conv2d(in_planes, STEM_PLANES, 7, stride=2, padding=3, bias=norm is None)
-    layers = {"conv": conv}
+    unit = named_class(ConvModern, ndim)
     if layer_order == "old":
-        act = in_place(make_activator(activator, STEM_PLANES), after=norm if norm is not None else conv)
-        layers.update(norm=norm, act=act)
-    return nn.Sequential(OrderedDict((name, layer) for name, layer in layers.items() if layer is not None))
-
-
-def make_block(
-    block: str,
-    in_planes: int,
-    out_planes: int,
-    stride: int,
-    normalizer: LayerSpec,
-    activator: LayerSpec,
-    layer_order: str,
-) -> Block:
-    """One residual block in torchvision's configuration.
-
-    A bottleneck has width ``out_planes // 4`` and strides its 3x3 unit; a plain block has width
-    ``out_planes`` and strides its first unit. The block itself adds a projection shortcut when the
-    channels change or it strides.
-
-    Args:
-        block: ``'bottleneck'`` or ``'plain'``.
-        in_planes: Input channels.
-        out_planes: Output channels.
-        stride: Down-scaling stride.
-        normalizer: Normalizer spec, see `blocks.layers`.
-        activator: Activator spec, see `blocks.layers`.
-        layer_order: ``'old'`` or ``'new'``.
-
-    Returns:
-        The block.
-
-    Examples:
-        >>> [u.conv.stride for u in make_block("bottleneck", 256, 512, 2, "batch", "relu", "old").branch]
-        [(1, 1), (2, 2), (1, 1)]
-    """
-    args = (in_planes, out_planes, 3, stride, 1, None, normalizer, activator, layer_order, "down")
-    if block == "plain":
-        return BlockPlain2d(*args, hidden_planes=out_planes, scale_first=True)
-    return BlockBottleneck2d(*args, hidden_planes=out_planes // EXPANSION["bottleneck"])
+        return unit(in_planes, STEM_PLANES, 7, 2, 3, None, normalizer, activator, "old")
+    return unit(in_planes, STEM_PLANES, 7, 2, 3, None, None, None, "old", bias=is_null(normalizer))
 
 
 def make_stage(
@@ -202,8 +163,13 @@ def make_stage(
     normalizer: LayerSpec,
     activator: LayerSpec,
     layer_order: str,
+    ndim: int = 2,
 ) -> nn.Sequential:
-    """A stage: ``depth`` blocks, the first of which takes the stride and the change of channels.
+    """A stage: ``depth`` blocks in torchvision's configuration, the first taking the stride and the change of channels.
+
+    The blocks follow `blocks.residual.make_block` with torchvision's hidden widths (a bottleneck
+    ``out_planes // 4`` wide, strided in its 3x3 unit; a plain block ``out_planes`` wide, strided in
+    its first unit).
 
     Args:
         block: ``'bottleneck'`` or ``'plain'``.
@@ -214,6 +180,7 @@ def make_stage(
         normalizer: Normalizer spec, see `blocks.layers`.
         activator: Activator spec, see `blocks.layers`.
         layer_order: ``'old'`` or ``'new'``.
+        ndim: Spatial dimensions.
 
     Returns:
         An ``nn.Sequential`` of the blocks.
@@ -223,29 +190,14 @@ def make_stage(
         >>> [b.shortcut is None for b in stage]
         [False, True]
     """
-    first = make_block(block, in_planes, out_planes, stride, normalizer, activator, layer_order)
-    rest = [make_block(block, out_planes, out_planes, 1, normalizer, activator, layer_order) for _ in range(depth - 1)]
-    return nn.Sequential(first, *rest)
-
-
-def make_norm_act(planes: int, normalizer: LayerSpec, activator: LayerSpec) -> nn.Sequential | None:
-    """The final ``norm`` + ``act`` of a pre-activation ResNet; None when both are ``'null'``.
-
-    Examples:
-        >>> make_norm_act(8, "batch", "relu").act
-        ReLU(inplace=True)
-        >>> make_norm_act(8, None, None) is None
-        True
-    """
-    norm = make_normalizer(normalizer, planes)
-    act = make_activator(activator, planes)
-    layers = {"norm": norm, "act": in_place(act, after=norm) if norm is not None else act}
-    layers = OrderedDict((name, layer) for name, layer in layers.items() if layer is not None)
-    return nn.Sequential(layers) if layers else None
+    options = {"width": "torchvision", "normalizer": normalizer, "activator": activator, "layer_order": layer_order,
+               "ndim": ndim}
+    first = make_block(block, in_planes, out_planes, stride=stride, **options)
+    return nn.Sequential(first, *(make_block(block, out_planes, out_planes, **options) for _ in range(depth - 1)))
 
 
 def init_weights(model: nn.Module) -> None:
-    """torchvision's initialization of the convolutions: Kaiming normal, fan-out, for ReLU.
+    """`ResNet`'s weight initialisation (torchvision's): convolutions Kaiming normal, fan-out, for ReLU.
 
     Norm layers already start at weight 1 and bias 0; ``nn.Linear`` keeps PyTorch's default.
 
@@ -256,7 +208,7 @@ def init_weights(model: nn.Module) -> None:
         True
     """
     for module in model.modules():
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, nn.modules.conv._ConvNd):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
 
@@ -287,6 +239,8 @@ class ResNet(GradCheckpointing, nn.Module):
         normalizer: Normalizer spec for every layer, see `blocks.layers`.
         activator: Activator spec for every layer, see `blocks.layers`.
         layer_order: ``'old'`` (torchvision) or ``'new'`` (pre-activation).
+        ndim: Spatial dimensions: 2 for images, 1 for signals (B, C, L), 3 for volumes (B, C, D, H, W),
+            with the same stem (7-wide conv, stride 2, max-pool 3 / stride 2) and stages.
 
     Attributes:
         feature_info: For each tensor of `forward_features`: its channels (``num_chs``),
@@ -314,35 +268,40 @@ class ResNet(GradCheckpointing, nn.Module):
         normalizer: LayerSpec = "batch",
         activator: LayerSpec = "relu",
         layer_order: str = "old",
+        *,
+        ndim: int = 2,
     ) -> None:
         super().__init__()
+        self.ndim = ndim = check_ndim(ndim)
         layers = check_layers(layers)
-        check_choice("block", block, BLOCKS)
+        check_choice("block", block, tuple(BLOCKS))
         self.in_planes = check_positive_int("in_planes", in_planes)
         self.num_classes = check_num_classes(num_classes)
         check_layer_spec(normalizer, "normalizer")
         check_layer_spec(activator, "activator")
         check_choice("layer_order", layer_order, LAYER_ORDERS)
 
-        self.stem = make_stem(in_planes, normalizer, activator, layer_order)
-        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.stem = make_stem(in_planes, normalizer, activator, layer_order, ndim)
+        self.pool = torch_layer("MaxPool", ndim)(3, stride=2, padding=1)
         self.feature_info: list[FeatureInfo] = [FeatureInfo(num_chs=STEM_PLANES, reduction=2, module="stem")]
         planes = STEM_PLANES
         for index, (depth, width) in enumerate(zip(layers, WIDTHS)):
             name, out_planes, stride = f"layer{index + 1}", width * EXPANSION[block], 1 if index == 0 else 2
             self.add_module(name, make_stage(block, planes, out_planes, depth, stride, normalizer, activator,
-                                             layer_order))
+                                             layer_order, ndim))
             self.feature_info.append(FeatureInfo(num_chs=out_planes, reduction=4 * 2**index, module=name))
             planes = out_planes
         self.num_features = planes
-        self.norm_act = make_norm_act(planes, normalizer, activator) if layer_order == "new" else None
+        norm_act = NormAct(planes, normalizer, activator, ndim) if layer_order == "new" else None
+        self.norm_act = norm_act if norm_act else None  # None rather than empty when both are 'null'
         if self.norm_act is not None:
             self.feature_info[-1] = FeatureInfo(num_chs=planes, reduction=self.feature_info[-1]["reduction"],
                                                 module="norm_act")
-        self.avgpool = None if num_classes is None else nn.AdaptiveAvgPool2d((1, 1))
+        self.avgpool = None if num_classes is None else torch_layer("AdaptiveAvgPool", ndim)(1)
         self.fc = None if num_classes is None else nn.Linear(planes, num_classes)
 
         init_weights(self)
+        trust_inputs(self)
 
     def forward_features(self, x: Tensor) -> list[Tensor]:
         """The feature maps: the stem's output (before the max-pool), then each stage's output.
@@ -357,7 +316,7 @@ class ResNet(GradCheckpointing, nn.Module):
             5 tensors at reductions 2, 4, 8, 16, 32; e.g. for ``resnet50`` at 224x224: 64@112,
             256@56, 512@28, 1024@14, 2048@7.
         """
-        check_input(self, x, self.in_planes)
+        check_input(self, x, self.in_planes, self.ndim)
         x = self.stem(x)
         features = [x]
         x = self.pool(x)
@@ -378,7 +337,7 @@ class ResNet(GradCheckpointing, nn.Module):
             Logits (B, num_classes); with ``num_classes=None`` the last feature map
             (B, num_features, H/32, W/32).
         """
-        check_input(self, x, self.in_planes)
+        check_input(self, x, self.in_planes, self.ndim)
         x = self.pool(self.stem(x))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         if self.norm_act is not None:
@@ -514,7 +473,9 @@ def _check_keys(model: ResNet, state: Mapping[str, Tensor], names: Mapping[str, 
         raise ValueError(f"from_torchvision: the weights do not fit this ResNet: {'; '.join(problems)}")
 
 
-def from_torchvision(model_or_state_dict: nn.Module | Mapping[str, Tensor], arch: str | None = None) -> ResNet:
+def from_torchvision(
+    model_or_state_dict: nn.Module | Mapping[str, Tensor], arch: str | None = None, in_planes: int | None = None
+) -> ResNet:
     """Build a `ResNet` holding the weights of a torchvision ResNet.
 
     The architecture comes from ``arch`` if given, else from the keys (blocks per stage, and
@@ -530,12 +491,16 @@ def from_torchvision(model_or_state_dict: nn.Module | Mapping[str, Tensor], arch
         model_or_state_dict: A torchvision ResNet (``torchvision.models.resnet50()``...) or its
             ``state_dict()``.
         arch: ``'resnet18'`` ... ``'resnet152'``; inferred when None.
+        in_planes: Input channels of the new model; None keeps the weights' own. ``1`` with RGB
+            weights sums the stem's kernels over their three input channels (as timm adapts
+            pretrained stems), so a grey image ``g`` gives what the RGB image ``(g, g, g)`` gave.
 
     Returns:
         The ResNet, with the defaults (batch norm, ReLU, ``'old'`` order).
 
     Raises:
-        ValueError: If ``arch`` is unknown, or keys are missing, unexpected or mis-shaped (each one named).
+        ValueError: If ``arch`` is unknown, ``in_planes`` is neither None, the weights' own nor 1, or
+            keys are missing, unexpected or mis-shaped (each one named).
 
     Examples:
         >>> import torch, torchvision
@@ -543,6 +508,9 @@ def from_torchvision(model_or_state_dict: nn.Module | Mapping[str, Tensor], arch
         >>> net = from_torchvision(tv)
         >>> x = torch.randn(1, 3, 64, 64)
         >>> torch.allclose(net(x), tv(x))
+        True
+        >>> grey = from_torchvision(tv, in_planes=1)
+        >>> torch.allclose(grey(x[:, :1]), tv(x[:, :1].expand(-1, 3, -1, -1)), atol=1e-6)
         True
     """
     if isinstance(model_or_state_dict, nn.Module):
@@ -554,7 +522,15 @@ def from_torchvision(model_or_state_dict: nn.Module | Mapping[str, Tensor], arch
             f"from_torchvision takes a torchvision ResNet or its state_dict, got {type(model_or_state_dict).__name__}"
         )
     layers, block = _infer_arch(state) if arch is None else ARCHS[check_choice("arch", arch, list(ARCHS))]
-    in_planes = state["conv1.weight"].shape[1] if "conv1.weight" in state else 3
+    own = state["conv1.weight"].shape[1] if "conv1.weight" in state else 3
+    if in_planes is not None and in_planes not in (own, 1):
+        raise ValueError(
+            f"from_torchvision got in_planes={in_planes!r} for weights with {own} input channels; "
+            f"use None or {own} (the weights' own) or 1 (the stem's kernels summed)"
+        )
+    if in_planes is not None and in_planes != own:
+        state = {**state, "conv1.weight": state["conv1.weight"].sum(dim=1, keepdim=True)}
+    in_planes = own if in_planes is None else in_planes
     head = state.get("fc.weight", state.get("fc.bias"))
     with torch.device("meta"):
         model = ResNet(layers, block, in_planes, None if head is None else head.shape[0])

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-__all__ = ["summary"]
+__all__ = ["shape_table", "summary"]
 
 InputSize = Union[Sequence[int], Sequence[Sequence[int]]]
 Device = Union[str, torch.device, None]
@@ -360,3 +360,43 @@ def _format(
         _RULE,
     ]
     return "\n".join(lines)
+
+
+def _level(t: Tensor) -> str:
+    """``C@S`` for a map of equal sides, ``C@HxW`` (``C@DxHxW``) otherwise."""
+    channels, *sizes = t.shape[1:]
+    return f"{channels}@{sizes[0]}" if len(set(sizes)) == 1 else f"{channels}@{'x'.join(map(str, sizes))}"
+
+
+def shape_table(model: nn.Module, x: Tensor) -> str:
+    """A short per-level table of the shapes a U-Net produces for ``x``: encoder, decoder, output.
+
+    Runs the model once under ``torch.no_grad()``; use a model and input on the ``meta`` device to
+    get the shapes of a full-size U-Net instantly.
+
+    Args:
+        model: A network of the U-Net family (``encode``, ``decoder``, ``head``).
+        x: An input, (B, in_planes, *spatial).
+
+    Returns:
+        Three rows, each level as ``channels@size`` (``@H`` when square, ``@HxW`` otherwise).
+
+    Examples:
+        >>> import torch
+        >>> from blocks import UNet2d
+        >>> print(shape_table(UNet2d(channels=(8, 16, 32), layers=1), torch.zeros(1, 1, 20, 20)))
+        encoder  8@20  16@10  32@5
+        decoder  16@10  8@20
+        output   1@20
+    """
+    decoded: list[Tensor] = []
+    hooks = [stage.register_forward_hook(lambda module, args, out: decoded.append(out)) for stage in model.decoder]
+    try:
+        with torch.no_grad():
+            features = model.encode(x)
+            output = model.head(model.decode(features, x.shape[2:]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    rows = {"encoder": features, "decoder": decoded, "output": [output]}
+    return "\n".join(f"{name:8s} " + "  ".join(_level(t) for t in tensors) for name, tensors in rows.items())

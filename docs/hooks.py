@@ -245,9 +245,13 @@ def registry(kind: str) -> str:
 
 @directive
 def arguments(name: str) -> str:
-    """The table of the constructor arguments of ``blocks.<name>``: type, default and description."""
+    """The table of the constructor arguments of ``blocks.<name>``: type, default and description.
+
+    A thin per-dimension class (``BlockPlain3d``) is described by its generic class's docstring.
+    """
     obj = namespace()[name]
-    described = docstring_args(inspect.getdoc(obj) or "")
+    documented = next((cls for cls in getattr(obj, "__mro__", (obj,)) if "Args:" in (cls.__doc__ or "")), obj)
+    described = docstring_args(inspect.getdoc(documented) or "")
     rows = []
     for parameter in inspect.signature(obj).parameters.values():
         if parameter.name not in described:

@@ -254,7 +254,7 @@ UPSAMPLE_CASES = {
     "scale_factor zero": ({"scale_factor": 0}, rf"scale_factor=0 {PAIR}"),
     "scale_factor a float": ({"scale_factor": 1.5}, rf"scale_factor=1.5 {PAIR}"),
     "size zero": ({"size": (0, 3)}, rf"size=\(0, 3\) {PAIR}"),
-    "size a triple": ({"size": (2, 3, 4)}, rf"size=\(2, 3, 4\) {PAIR}"),
+    "size of four": ({"size": (2, 3, 4, 5)}, rf"size=\(2, 3, 4, 5\) {PAIR}"),
 }
 
 

@@ -1,0 +1,172 @@
+"""The decoder the U-Net family shares (`DecoderStage`, `Decoder`) and its head (`make_head`).
+
+A decoder stage up-scales to exactly the size of its skip, read from the skip tensor at run time
+(or to an ``output_size`` given at call time when it has no skip), so any input size comes out at
+exactly that size, with nothing cropped or padded.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .checks import IntOrTuple, check_choice
+from .conv import Layers, norm_act
+from .encoder import check_odd_kernel
+from .layers import LayerSpec, torch_layer
+from .residual import BLOCKS, make_block
+
+__all__ = ["Decoder", "DecoderStage", "make_head"]
+
+
+class DecoderStage(nn.Module):
+    """One decoder level: up-scale to the skip's exact size, concatenate the skip, fuse with blocks.
+
+    ``up`` is a residual block built with ``scaler='up', stride=2`` (``in_planes -> out_planes``),
+    called with the skip's size, so it up-samples to exactly that size in its branch and its
+    shortcut. Then ``torch.cat((up, skip))`` and ``blocks``: ``layers`` blocks, the first from
+    ``out_planes + skip_planes`` to ``out_planes``. With ``skip_planes=0`` there is no skip and the
+    stage up-scales to the ``output_size`` given at call time.
+
+    Args:
+        in_planes: Channels of the deeper input.
+        skip_planes: Channels of the skip (0 for none).
+        out_planes: Channels of the output.
+        layers: Number of blocks after the fusion (0 allowed).
+        block: ``'bottleneck'`` or ``'plain'``.
+        kernel_size: Odd kernel size of the blocks.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
+        layer_order: ``'new'`` or ``'old'``.
+        ndim: Spatial dimensions.
+
+    Examples:
+        >>> import torch
+        >>> stage = DecoderStage(32, 16, 16, layers=1)
+        >>> stage(torch.zeros(2, 32, 5, 7), torch.zeros(2, 16, 9, 13)).shape
+        torch.Size([2, 16, 9, 13])
+    """
+
+    def __init__(
+        self,
+        in_planes: int,
+        skip_planes: int,
+        out_planes: int,
+        layers: int,
+        block: str = "bottleneck",
+        kernel_size: IntOrTuple = 3,
+        normalizer: LayerSpec = "pinst",
+        activator: LayerSpec = "prelu",
+        layer_order: str = "new",
+        *,
+        ndim: int = 2,
+    ) -> None:
+        super().__init__()
+        check_choice("block", block, tuple(BLOCKS))
+        for name, value in (("skip_planes", skip_planes), ("layers", layers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}={value!r} must be an int >= 0")
+        options = {"kernel_size": check_odd_kernel(kernel_size, ndim), "normalizer": normalizer,
+                   "activator": activator, "layer_order": layer_order, "ndim": ndim}
+        self.in_planes = in_planes
+        self.skip_planes = skip_planes
+        self.out_planes = out_planes
+        self.up = make_block(block, in_planes, out_planes, stride=2, scaler="up", **options)
+        fused = [out_planes + skip_planes] + [out_planes] * (layers - 1)  # input channels of each block
+        self.blocks = nn.Sequential(*(make_block(block, planes, out_planes, **options) for planes in fused[:layers]))
+
+    def forward(self, x: Tensor, skip: Tensor | None = None, output_size: Sequence[int] | None = None) -> Tensor:
+        """Up-scale ``x`` to the size of ``skip`` (or to ``output_size`` without a skip), fuse, apply the blocks.
+
+        Args:
+            x: The deeper features, (B, in_planes, *spatial).
+            skip: The encoder features of this level, (B, skip_planes, *spatial').
+            output_size: The spatial size when the stage has no skip.
+
+        Returns:
+            (B, out_planes, *spatial').
+        """
+        if skip is not None:
+            output_size = skip.shape[2:]
+        x = self.up(x, output_size)
+        if skip is not None:
+            x = torch.cat((x, skip), dim=1)
+        return self.blocks(x)
+
+
+class Decoder(nn.ModuleList):
+    """The decoder stages, deepest first: each fuses one skip; stages past the skips up-scale to the input size.
+
+    ``Decoder(channels, layers, ...)`` builds, for levels ``L-2`` down to 0, a `DecoderStage` from
+    ``channels[i + 1]`` to ``channels[i]`` with ``layers[i]`` blocks, then, when the first feature
+    is at reduction ``first_reduction > 1`` (a ResNet's is at 1/2), one skip-less up-scaling stage
+    ``channels[0] -> channels[0]``.
+
+    Args:
+        channels: Channels per level of the encoder.
+        layers: Blocks per level after each fusion.
+        block: ``'bottleneck'`` or ``'plain'``.
+        kernel_size: Odd kernel size of the blocks.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
+        layer_order: ``'new'`` or ``'old'``.
+        first_reduction: Reduction of the encoder's first feature.
+        ndim: Spatial dimensions.
+
+    Examples:
+        >>> import torch
+        >>> decoder = Decoder((4, 8), (1, 1), ndim=1)
+        >>> decoder([torch.zeros(1, 4, 9), torch.zeros(1, 8, 5)], (9,)).shape
+        torch.Size([1, 4, 9])
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int],
+        layers: Sequence[int],
+        block: str = "bottleneck",
+        kernel_size: IntOrTuple = 3,
+        normalizer: LayerSpec = "pinst",
+        activator: LayerSpec = "prelu",
+        layer_order: str = "new",
+        first_reduction: int = 1,
+        ndim: int = 2,
+    ) -> None:
+        options = {"block": block, "kernel_size": kernel_size, "normalizer": normalizer, "activator": activator,
+                   "layer_order": layer_order, "ndim": ndim}
+        stages = [
+            DecoderStage(channels[i + 1], channels[i], channels[i], layers[i], **options)
+            for i in reversed(range(len(channels) - 1))
+        ]
+        if first_reduction != 1:
+            stages.append(DecoderStage(channels[0], 0, channels[0], 0, **options))
+        super().__init__(stages)
+        self.skips = len(channels) - 1
+
+    def forward(self, features: Sequence[Tensor], output_size: Sequence[int]) -> Tensor:
+        """Decode the encoder's features (shallowest first); ``output_size`` is the input's spatial size."""
+        x = features[-1]
+        for i, stage in enumerate(self):
+            x = stage(x, features[self.skips - 1 - i]) if i < self.skips else stage(x, None, output_size)
+        return x
+
+
+def make_head(
+    in_planes: int, out_planes: int, normalizer: LayerSpec, activator: LayerSpec, layer_order: str, ndim: int = 2
+) -> Layers:
+    """The head of the U-Net family: [norm -> act in ``'new'`` order] -> 1x1 conv with bias.
+
+    In ``'new'`` order the blocks leave their sum un-normalized, so the head pre-activates it (with
+    `blocks.conv.norm_act`, the unit's own rule; without a normalizer the activation still comes
+    first, as in 0.1.0); in ``'old'`` order it is the conv alone.
+
+    Examples:
+        >>> list(make_head(8, 2, "batch", "relu", "new")._modules)
+        ['norm', 'act', 'conv']
+    """
+    layers = norm_act(in_planes, normalizer, activator, ndim) if layer_order == "new" else {}
+    layers["conv"] = torch_layer("Conv", ndim)(in_planes, out_planes, 1)
+    return Layers(OrderedDict((name, layer) for name, layer in layers.items() if layer is not None))

@@ -1,0 +1,204 @@
+"""The encoder the U-Net family shares: its stem, its stages (`Encoder`), and the reading of outside backbones.
+
+Own encoder: ``stem`` (one unit at the input resolution) and `Encoder`, the list of stages; level
+``i`` is at ``1 / 2**i`` of the input (sizes rounded up). The stem stays a separate module at the top
+of each network, so that 0.1.0's state_dict keys (``stem.*``, ``encoder.N.*``) still hold.
+
+An outside backbone (``encoder=``) is read by `backbone_levels`: channels and reductions of its
+feature maps, from its ``feature_info`` (timm's convention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from .checks import PER_DIMENSION, IntOrTuple, check_tuple, named_class
+from .conv import ConvModern
+from .layers import LayerSpec
+from .residual import make_block
+
+__all__ = ["DEFAULT_CHANNELS", "Encoder", "backbone_in_planes", "backbone_levels", "check_channels", "check_layers",
+           "check_odd_kernel", "make_unet_stem", "same_padding"]
+
+DEFAULT_CHANNELS = (64, 128, 256, 512, 1024)
+"""Channels per level of the default U-Net family."""
+
+
+def check_odd_kernel(kernel_size: Any, ndim: int = 2) -> tuple[int, ...]:
+    """Return ``kernel_size`` as one odd int per dimension, else raise a ValueError (blocks need 'same' padding)."""
+    kernel = check_tuple("kernel_size", kernel_size, ndim)
+    if any(k % 2 == 0 for k in kernel):
+        raise ValueError(
+            f"kernel_size={kernel_size!r} must be odd (an int or {PER_DIMENSION[ndim].split(' (')[0]}), "
+            "so blocks keep the size"
+        )
+    return kernel
+
+
+def same_padding(kernel: Sequence[int]) -> tuple[int, ...]:
+    """The padding that keeps the size of a stride-1 conv with an odd ``kernel``: ``(k - 1) // 2``."""
+    return tuple((k - 1) // 2 for k in kernel)
+
+
+def check_channels(channels: Any) -> tuple[int, ...]:
+    """Return ``channels`` as a tuple of at least two positive ints, else raise a ValueError."""
+    if (
+        isinstance(channels, (str, bytes))
+        or not isinstance(channels, Sequence)
+        or len(channels) < 2
+        or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)
+    ):
+        raise ValueError(
+            f"channels={channels!r} must be a sequence of at least 2 positive ints, one per level, "
+            f"e.g. {DEFAULT_CHANNELS}"
+        )
+    return tuple(channels)
+
+
+def check_layers(layers: Any, levels: int) -> tuple[int, ...]:
+    """Return ``layers`` as one positive int per level, else raise a ValueError."""
+    counts = (layers,) * levels if isinstance(layers, int) and not isinstance(layers, bool) else layers
+    if (
+        isinstance(counts, (str, bytes))
+        or not isinstance(counts, Sequence)
+        or len(counts) != levels
+        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts)
+    ):
+        raise ValueError(
+            f"layers={layers!r} must be a positive int or a sequence of {levels} positive ints, one per level"
+        )
+    return tuple(counts)
+
+
+def make_unet_stem(
+    in_planes: int, out_planes: int, kernel_size: IntOrTuple, normalizer: LayerSpec, activator: LayerSpec,
+    layer_order: str, ndim: int = 2,
+) -> ConvModern:
+    """The U-Net family's stem: one stride-1 unit ``in_planes -> out_planes`` at the input resolution.
+
+    In ``'new'`` order it is a bare conv with a bias (``bias=True``: every block starts with its own
+    norm and activation; 0.1.0's layout, unlike `ResNet`'s bias-free pre-activation stem); in
+    ``'old'`` order conv -> norm -> act.
+
+    Examples:
+        >>> list(make_unet_stem(1, 8, 3, "pinst", "prelu", "new")._modules)
+        ['conv']
+    """
+    kernel = check_odd_kernel(kernel_size, ndim)
+    unit, padding = named_class(ConvModern, ndim), same_padding(kernel)
+    if layer_order == "old":
+        return unit(in_planes, out_planes, kernel, 1, padding, None, normalizer, activator, "old")
+    return unit(in_planes, out_planes, kernel, 1, padding, None, None, None, "new", bias=True)
+
+
+class Encoder(nn.ModuleList):
+    """The stages of the own encoder: stage ``i`` outputs level ``i``, at ``1 / 2**i`` of its input.
+
+    Stage 0 keeps the size (``channels[0] -> channels[0]``); each next stage starts with a stride-2
+    block (``n -> ceil(n / 2)``) that changes the channels, then ``layers[i] - 1`` more blocks. Every
+    block has the narrow hidden width ``min(in, out)``.
+
+    Args:
+        channels: Channels per level.
+        layers: Blocks per level.
+        block: ``'bottleneck'`` or ``'plain'``.
+        kernel_size: Odd kernel size of the blocks.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
+        layer_order: ``'new'`` or ``'old'``.
+        ndim: Spatial dimensions.
+
+    Attributes:
+        feature_info: timm's description of the outputs: ``num_chs``, ``reduction`` (relative to the
+            stem's input) and ``module`` (``'encoder.i'``) per level.
+
+    Examples:
+        >>> import torch
+        >>> encoder = Encoder((4, 8), (1, 1), ndim=1)
+        >>> [tuple(f.shape) for f in encoder(torch.zeros(1, 4, 9))]
+        [(1, 4, 9), (1, 8, 5)]
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int],
+        layers: Sequence[int],
+        block: str = "bottleneck",
+        kernel_size: IntOrTuple = 3,
+        normalizer: LayerSpec = "pinst",
+        activator: LayerSpec = "prelu",
+        layer_order: str = "new",
+        ndim: int = 2,
+    ) -> None:
+        options = {"kernel_size": kernel_size, "normalizer": normalizer, "activator": activator,
+                   "layer_order": layer_order, "ndim": ndim}
+        super().__init__(
+            nn.Sequential(
+                make_block(block, channels[max(i - 1, 0)], channels[i], stride=1 if i == 0 else 2, **options),
+                *(make_block(block, channels[i], channels[i], **options) for _ in range(layers[i] - 1)),
+            )
+            for i in range(len(channels))
+        )
+        self.feature_info = [
+            {"num_chs": c, "reduction": 2**i, "module": f"encoder.{i}"} for i, c in enumerate(channels)
+        ]
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Every stage's output, shallowest first."""
+        features = []
+        for stage in self:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
+def backbone_levels(encoder: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Read (channels, reductions) per feature from a backbone's ``feature_info`` (timm's convention).
+
+    Raises:
+        ValueError: If ``encoder`` is not an ``nn.Module`` with ``forward_features`` and a
+            ``feature_info`` of at least two dicts with increasing ``'reduction'`` and positive ``'num_chs'``.
+    """
+    expected = (
+        "an nn.Module with forward_features(x) -> list[Tensor] and feature_info, a list of dicts with "
+        "'num_chs' and 'reduction' per feature (timm's convention), such as blocks.resnet34(num_classes=None)"
+    )
+    if not isinstance(encoder, nn.Module) or not callable(getattr(encoder, "forward_features", None)):
+        raise ValueError(f"encoder={type(encoder).__name__} must be {expected}")
+    try:
+        info = list(encoder.feature_info)
+        channels = tuple(int(f["num_chs"]) for f in info)
+        reductions = tuple(int(f["reduction"]) for f in info)
+    except (AttributeError, TypeError, KeyError, ValueError) as error:
+        raise ValueError(f"encoder={type(encoder).__name__} must be {expected} ({error!r})") from None
+    if (
+        len(info) < 2
+        or min(channels) < 1
+        or reductions[0] < 1
+        or any(a >= b for a, b in zip(reductions, reductions[1:]))
+    ):
+        raise ValueError(
+            f"encoder={type(encoder).__name__} has feature channels {channels} at reductions {reductions}; "
+            "a U-Net needs at least 2 features with positive channels at increasing reductions"
+        )
+    return channels, reductions
+
+
+def backbone_in_planes(encoder: nn.Module, in_planes: int | None) -> int:
+    """The input channels of a backbone: what it declares (``in_planes``, timm's ``in_chans``), else its first conv's.
+
+    Raises:
+        ValueError: If a given ``in_planes`` disagrees with the backbone's, or neither is known.
+    """
+    declared = getattr(encoder, "in_planes", getattr(encoder, "in_chans", None))
+    if declared is None:
+        first_conv = next((m for m in encoder.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+        declared = None if first_conv is None else first_conv.in_channels
+    if declared is not None and in_planes is not None and in_planes != declared:
+        raise ValueError(f"in_planes={in_planes} does not match the encoder's {declared} input channels")
+    if declared is None and in_planes is None:
+        raise ValueError(f"encoder={type(encoder).__name__} does not tell its input channels; give in_planes=")
+    return int(declared if declared is not None else in_planes)
