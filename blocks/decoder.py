@@ -13,11 +13,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .checks import IntOrTuple, check_choice
+from .checks import check_choice
 from .conv import Layers, norm_act
 from .encoder import check_odd_kernel
-from .layers import LayerSpec, torch_layer
-from .residual import BLOCKS, make_block
+from .layers import torch_layer
+from .residual import BLOCKS, BlockSpec
 
 __all__ = ["Decoder", "DecoderStage", "make_head"]
 
@@ -36,12 +36,7 @@ class DecoderStage(nn.Module):
         skip_planes: Channels of the skip (0 for none).
         out_planes: Channels of the output.
         layers: Number of blocks after the fusion (0 allowed).
-        block: ``'bottleneck'`` or ``'plain'``.
-        kernel_size: Odd kernel size of the blocks.
-        normalizer: Normalizer spec, see `blocks.layers`.
-        activator: Activator spec, see `blocks.layers`.
-        layer_order: ``'new'`` or ``'old'``.
-        ndim: Spatial dimensions.
+        spec: How the blocks are built (type, kernel, normalizer, activator, order, dimension).
 
     Examples:
         >>> import torch
@@ -56,27 +51,20 @@ class DecoderStage(nn.Module):
         skip_planes: int,
         out_planes: int,
         layers: int,
-        block: str = "bottleneck",
-        kernel_size: IntOrTuple = 3,
-        normalizer: LayerSpec = "pinst",
-        activator: LayerSpec = "prelu",
-        layer_order: str = "new",
-        *,
-        ndim: int = 2,
+        spec: BlockSpec = BlockSpec(),
     ) -> None:
         super().__init__()
-        check_choice("block", block, tuple(BLOCKS))
+        check_choice("block", spec.block, tuple(BLOCKS))
+        check_odd_kernel(spec.kernel_size, spec.ndim)
         for name, value in (("skip_planes", skip_planes), ("layers", layers)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name}={value!r} must be an int >= 0")
-        options = {"kernel_size": check_odd_kernel(kernel_size, ndim), "normalizer": normalizer,
-                   "activator": activator, "layer_order": layer_order, "ndim": ndim}
         self.in_planes = in_planes
         self.skip_planes = skip_planes
         self.out_planes = out_planes
-        self.up = make_block(block, in_planes, out_planes, stride=2, scaler="up", **options)
+        self.up = spec.build(in_planes, out_planes, stride=2, scaler="up")
         fused = [out_planes + skip_planes] + [out_planes] * (layers - 1)  # input channels of each block
-        self.blocks = nn.Sequential(*(make_block(block, planes, out_planes, **options) for planes in fused[:layers]))
+        self.blocks = nn.Sequential(*(spec.build(planes, out_planes) for planes in fused[:layers]))
 
     def forward(self, x: Tensor, skip: Tensor | None = None, output_size: Sequence[int] | None = None) -> Tensor:
         """Up-scale ``x`` to the size of ``skip`` (or to ``output_size`` without a skip), fuse, apply the blocks.
@@ -108,17 +96,12 @@ class Decoder(nn.ModuleList):
     Args:
         channels: Channels per level of the encoder.
         layers: Blocks per level after each fusion.
-        block: ``'bottleneck'`` or ``'plain'``.
-        kernel_size: Odd kernel size of the blocks.
-        normalizer: Normalizer spec, see `blocks.layers`.
-        activator: Activator spec, see `blocks.layers`.
-        layer_order: ``'new'`` or ``'old'``.
+        spec: How the blocks are built (type, kernel, normalizer, activator, order, dimension).
         first_reduction: Reduction of the encoder's first feature.
-        ndim: Spatial dimensions.
 
     Examples:
         >>> import torch
-        >>> decoder = Decoder((4, 8), (1, 1), ndim=1)
+        >>> decoder = Decoder((4, 8), (1, 1), BlockSpec(ndim=1))
         >>> decoder([torch.zeros(1, 4, 9), torch.zeros(1, 8, 5)], (9,)).shape
         torch.Size([1, 4, 9])
     """
@@ -127,22 +110,15 @@ class Decoder(nn.ModuleList):
         self,
         channels: Sequence[int],
         layers: Sequence[int],
-        block: str = "bottleneck",
-        kernel_size: IntOrTuple = 3,
-        normalizer: LayerSpec = "pinst",
-        activator: LayerSpec = "prelu",
-        layer_order: str = "new",
+        spec: BlockSpec = BlockSpec(),
         first_reduction: int = 1,
-        ndim: int = 2,
     ) -> None:
-        options = {"block": block, "kernel_size": kernel_size, "normalizer": normalizer, "activator": activator,
-                   "layer_order": layer_order, "ndim": ndim}
         stages = [
-            DecoderStage(channels[i + 1], channels[i], channels[i], layers[i], **options)
+            DecoderStage(channels[i + 1], channels[i], channels[i], layers[i], spec)
             for i in reversed(range(len(channels) - 1))
         ]
         if first_reduction != 1:
-            stages.append(DecoderStage(channels[0], 0, channels[0], 0, **options))
+            stages.append(DecoderStage(channels[0], 0, channels[0], 0, spec))
         super().__init__(stages)
         self.skips = len(channels) - 1
 
@@ -154,9 +130,7 @@ class Decoder(nn.ModuleList):
         return x
 
 
-def make_head(
-    in_planes: int, out_planes: int, normalizer: LayerSpec, activator: LayerSpec, layer_order: str, ndim: int = 2
-) -> Layers:
+def make_head(in_planes: int, out_planes: int, spec: BlockSpec) -> Layers:
     """The head of the U-Net family: [norm -> act in ``'new'`` order] -> 1x1 conv with bias.
 
     In ``'new'`` order the blocks leave their sum un-normalized, so the head pre-activates it (with
@@ -164,9 +138,9 @@ def make_head(
     first, as in 0.1.0); in ``'old'`` order it is the conv alone.
 
     Examples:
-        >>> list(make_head(8, 2, "batch", "relu", "new")._modules)
+        >>> list(make_head(8, 2, BlockSpec(normalizer="batch", activator="relu"))._modules)
         ['norm', 'act', 'conv']
     """
-    layers = norm_act(in_planes, normalizer, activator, ndim) if layer_order == "new" else {}
-    layers["conv"] = torch_layer("Conv", ndim)(in_planes, out_planes, 1)
+    layers = norm_act(in_planes, spec.normalizer, spec.activator, spec.ndim) if spec.layer_order == "new" else {}
+    layers["conv"] = torch_layer("Conv", spec.ndim)(in_planes, out_planes, 1)
     return Layers(OrderedDict((name, layer) for name, layer in layers.items() if layer is not None))

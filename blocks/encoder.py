@@ -15,10 +15,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .checks import PER_DIMENSION, IntOrTuple, check_tuple, named_class
+from .checks import PER_DIMENSION, check_tuple, named_class
 from .conv import ConvModern
-from .layers import LayerSpec
-from .residual import make_block
+from .residual import BlockSpec
 
 __all__ = ["DEFAULT_CHANNELS", "Encoder", "backbone_in_planes", "backbone_levels", "check_channels", "check_layers",
            "check_odd_kernel", "make_unet_stem", "same_padding"]
@@ -73,10 +72,7 @@ def check_layers(layers: Any, levels: int) -> tuple[int, ...]:
     return tuple(counts)
 
 
-def make_unet_stem(
-    in_planes: int, out_planes: int, kernel_size: IntOrTuple, normalizer: LayerSpec, activator: LayerSpec,
-    layer_order: str, ndim: int = 2,
-) -> ConvModern:
+def make_unet_stem(in_planes: int, out_planes: int, spec: BlockSpec) -> ConvModern:
     """The U-Net family's stem: one stride-1 unit ``in_planes -> out_planes`` at the input resolution.
 
     In ``'new'`` order it is a bare conv with a bias (``bias=True``: every block starts with its own
@@ -84,13 +80,13 @@ def make_unet_stem(
     ``'old'`` order conv -> norm -> act.
 
     Examples:
-        >>> list(make_unet_stem(1, 8, 3, "pinst", "prelu", "new")._modules)
+        >>> list(make_unet_stem(1, 8, BlockSpec())._modules)
         ['conv']
     """
-    kernel = check_odd_kernel(kernel_size, ndim)
-    unit, padding = named_class(ConvModern, ndim), same_padding(kernel)
-    if layer_order == "old":
-        return unit(in_planes, out_planes, kernel, 1, padding, None, normalizer, activator, "old")
+    kernel = check_odd_kernel(spec.kernel_size, spec.ndim)
+    unit, padding = named_class(ConvModern, spec.ndim), same_padding(kernel)
+    if spec.layer_order == "old":
+        return unit(in_planes, out_planes, kernel, 1, padding, None, spec.normalizer, spec.activator, "old")
     return unit(in_planes, out_planes, kernel, 1, padding, None, None, None, "new", bias=True)
 
 
@@ -98,18 +94,13 @@ class Encoder(nn.ModuleList):
     """The stages of the own encoder: stage ``i`` outputs level ``i``, at ``1 / 2**i`` of its input.
 
     Stage 0 keeps the size (``channels[0] -> channels[0]``); each next stage starts with a stride-2
-    block (``n -> ceil(n / 2)``) that changes the channels, then ``layers[i] - 1`` more blocks. Every
-    block has the narrow hidden width ``min(in, out)``.
+    block (``n -> ceil(n / 2)``) that changes the channels, then ``layers[i] - 1`` more blocks, all
+    built by ``spec``.
 
     Args:
         channels: Channels per level.
         layers: Blocks per level.
-        block: ``'bottleneck'`` or ``'plain'``.
-        kernel_size: Odd kernel size of the blocks.
-        normalizer: Normalizer spec, see `blocks.layers`.
-        activator: Activator spec, see `blocks.layers`.
-        layer_order: ``'new'`` or ``'old'``.
-        ndim: Spatial dimensions.
+        spec: How the blocks are built (type, kernel, normalizer, activator, order, dimension).
 
     Attributes:
         feature_info: timm's description of the outputs: ``num_chs``, ``reduction`` (relative to the
@@ -117,29 +108,14 @@ class Encoder(nn.ModuleList):
 
     Examples:
         >>> import torch
-        >>> encoder = Encoder((4, 8), (1, 1), ndim=1)
+        >>> encoder = Encoder((4, 8), (1, 1), BlockSpec(ndim=1))
         >>> [tuple(f.shape) for f in encoder(torch.zeros(1, 4, 9))]
         [(1, 4, 9), (1, 8, 5)]
     """
 
-    def __init__(
-        self,
-        channels: Sequence[int],
-        layers: Sequence[int],
-        block: str = "bottleneck",
-        kernel_size: IntOrTuple = 3,
-        normalizer: LayerSpec = "pinst",
-        activator: LayerSpec = "prelu",
-        layer_order: str = "new",
-        ndim: int = 2,
-    ) -> None:
-        options = {"kernel_size": kernel_size, "normalizer": normalizer, "activator": activator,
-                   "layer_order": layer_order, "ndim": ndim}
+    def __init__(self, channels: Sequence[int], layers: Sequence[int], spec: BlockSpec) -> None:
         super().__init__(
-            nn.Sequential(
-                make_block(block, channels[max(i - 1, 0)], channels[i], stride=1 if i == 0 else 2, **options),
-                *(make_block(block, channels[i], channels[i], **options) for _ in range(layers[i] - 1)),
-            )
+            spec.stage(channels[max(i - 1, 0)], channels[i], layers[i], stride=1 if i == 0 else 2)
             for i in range(len(channels))
         )
         self.feature_info = [

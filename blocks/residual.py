@@ -6,13 +6,14 @@ In ``'old'`` order the last unit of the branch has no activation and the activat
 place where ``blocks`` deliberately differs from MDNC.
 
 The rules, each in one function: the shortcut (`make_shortcut`), the hidden width
-(`HIDDEN_WIDTHS`), where a block scales (`scales_first`) and the block a network's stage asks for
-(`make_block`).
+(`HIDDEN_WIDTHS`), where a block scales (`scales_first`) and the blocks a network's stage asks for
+(`BlockSpec`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -45,10 +46,10 @@ __all__ = [
     "BlockPlain1d",
     "BlockPlain2d",
     "BlockPlain3d",
+    "BlockSpec",
     "Branch",
     "GradCheckpointing",
     "ResidualBlock",
-    "make_block",
     "make_shortcut",
     "scales_first",
 ]
@@ -397,48 +398,58 @@ def scales_first(block: str, scaler: str) -> bool:
     return block == "plain" and scaler == "down"
 
 
-def make_block(
-    block: str,
-    in_planes: int,
-    out_planes: int,
-    *,
-    stride: IntOrTuple = 1,
-    scaler: str = "down",
-    width: str = "narrow",
-    kernel_size: IntOrTuple = 3,
-    normalizer: LayerSpec = "pinst",
-    activator: LayerSpec = "prelu",
-    layer_order: str = "new",
-    ndim: int = 2,
-) -> ResidualBlock:
-    """The block a network's stage asks for: its hidden width by ``width`` (`HIDDEN_WIDTHS`), its scaling by `scales_first`.
+@dataclass(frozen=True)
+class BlockSpec:
+    """How a network builds its blocks: one object that carries the choices down every stage.
 
-    Args:
+    Attributes:
         block: ``'bottleneck'`` or ``'plain'``.
-        in_planes: Input channels.
-        out_planes: Output channels.
-        stride: Down-scaling stride or up-scaling factor.
-        scaler: ``'down'`` or ``'up'``.
-        width: A key of `HIDDEN_WIDTHS`.
-        kernel_size: Odd kernel size; the padding keeps the size.
+        kernel_size: Odd kernel size, an int or one per dimension; the padding keeps the size.
         normalizer: Normalizer spec, see `blocks.layers`.
         activator: Activator spec, see `blocks.layers`.
         layer_order: ``'new'`` or ``'old'``.
+        width: The hidden-width rule, a key of `HIDDEN_WIDTHS`.
         ndim: Spatial dimensions.
 
-    Returns:
-        The block; it adds a projection shortcut when the channels change or it scales.
-
     Examples:
-        >>> [u.conv.stride for u in make_block("bottleneck", 256, 512, stride=2, width="torchvision").branch]
+        >>> spec = BlockSpec("bottleneck", width="torchvision")
+        >>> [u.conv.stride for u in spec.build(256, 512, stride=2).branch]
         [(1, 1), (2, 2), (1, 1)]
     """
-    kernel = check_tuple("kernel_size", kernel_size, ndim)
-    extra = {"scale_first": True} if scales_first(block, scaler) else {}
-    return named_class(BLOCKS[block], ndim)(
-        in_planes, out_planes, kernel, stride, tuple((k - 1) // 2 for k in kernel), None, normalizer, activator,
-        layer_order, scaler, hidden_planes=HIDDEN_WIDTHS[width](block, in_planes, out_planes), ndim=ndim, **extra,
-    )
+
+    block: str = "bottleneck"
+    kernel_size: IntOrTuple = 3
+    normalizer: LayerSpec = "pinst"
+    activator: LayerSpec = "prelu"
+    layer_order: str = "new"
+    width: str = "narrow"
+    ndim: int = 2
+
+    def build(self, in_planes: int, out_planes: int, stride: IntOrTuple = 1, scaler: str = "down") -> ResidualBlock:
+        """One block ``in_planes -> out_planes``: hidden width by `width`, scaling placed by `scales_first`.
+
+        Args:
+            in_planes: Input channels.
+            out_planes: Output channels.
+            stride: Down-scaling stride or up-scaling factor.
+            scaler: ``'down'`` or ``'up'``.
+
+        Returns:
+            The block (`BlockPlain2d`, ... for the spec's dimension); it has a projection shortcut
+            when the channels change or it scales.
+        """
+        kernel = check_tuple("kernel_size", self.kernel_size, self.ndim)
+        extra = {"scale_first": True} if scales_first(self.block, scaler) else {}
+        return named_class(BLOCKS[self.block], self.ndim)(
+            in_planes, out_planes, kernel, stride, tuple((k - 1) // 2 for k in kernel), None, self.normalizer,
+            self.activator, self.layer_order, scaler,
+            hidden_planes=HIDDEN_WIDTHS[self.width](self.block, in_planes, out_planes), **extra,
+        )
+
+    def stage(self, in_planes: int, out_planes: int, depth: int, stride: IntOrTuple = 1) -> nn.Sequential:
+        """``depth`` blocks; the first takes the stride and the change of channels (torchvision's and MDNC's stages)."""
+        first = self.build(in_planes, out_planes, stride)
+        return nn.Sequential(first, *(self.build(out_planes, out_planes) for _ in range(depth - 1)))
 
 
 class GradCheckpointing:

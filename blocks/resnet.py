@@ -32,7 +32,7 @@ from .checks import (
 )
 from .conv import ConvModern, NormAct
 from .layers import LayerSpec, check_layer_spec, is_null, torch_layer
-from .residual import BLOCKS, GradCheckpointing, make_block
+from .residual import BLOCKS, BlockSpec, GradCheckpointing
 
 __all__ = [
     "ARCHS",
@@ -167,7 +167,7 @@ def make_stage(
 ) -> nn.Sequential:
     """A stage: ``depth`` blocks in torchvision's configuration, the first taking the stride and the change of channels.
 
-    The blocks follow `blocks.residual.make_block` with torchvision's hidden widths (a bottleneck
+    The blocks follow `blocks.residual.BlockSpec` with torchvision's hidden widths (a bottleneck
     ``out_planes // 4`` wide, strided in its 3x3 unit; a plain block ``out_planes`` wide, strided in
     its first unit).
 
@@ -190,10 +190,8 @@ def make_stage(
         >>> [b.shortcut is None for b in stage]
         [False, True]
     """
-    options = {"width": "torchvision", "normalizer": normalizer, "activator": activator, "layer_order": layer_order,
-               "ndim": ndim}
-    first = make_block(block, in_planes, out_planes, stride=stride, **options)
-    return nn.Sequential(first, *(make_block(block, out_planes, out_planes, **options) for _ in range(depth - 1)))
+    spec = BlockSpec(block, 3, normalizer, activator, layer_order, "torchvision", ndim)
+    return spec.stage(in_planes, out_planes, depth, stride)
 
 
 def init_weights(model: nn.Module) -> None:

@@ -57,7 +57,7 @@ from .encoder import (
     make_unet_stem,
 )
 from .layers import LayerSpec, check_layer_spec
-from .residual import BLOCKS, GradCheckpointing
+from .residual import BLOCKS, BlockSpec, GradCheckpointing
 from .summary import shape_table
 
 __all__ = ["DecoderStage", "UNet", "UNet1d", "UNet2d", "UNet3d", "shape_table"]
@@ -147,17 +147,15 @@ class UNet(GradCheckpointing, nn.Module):
         check_layer_spec(activator, "activator")
         check_choice("layer_order", layer_order, LAYER_ORDERS)
         kernel = check_odd_kernel(kernel_size, ndim)
-        options = {"block": block, "kernel_size": kernel, "normalizer": normalizer, "activator": activator,
-                   "layer_order": layer_order, "ndim": ndim}
+        spec = BlockSpec(block, kernel, normalizer, activator, layer_order, "narrow", ndim)
 
         if encoder is None:
             in_planes = 1 if in_planes is None else in_planes
             channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
             reductions = tuple(2**i for i in range(len(channels)))
             counts = check_layers(layers, len(channels))
-            self.stem: nn.Module | None = make_unet_stem(in_planes, channels[0], kernel, normalizer, activator,
-                                                         layer_order, ndim)
-            self.encoder = Encoder(channels, counts, **options)
+            self.stem: nn.Module | None = make_unet_stem(in_planes, channels[0], spec)
+            self.encoder = Encoder(channels, counts, spec)
         else:
             own, reductions = backbone_levels(encoder)
             if channels is not None and tuple(channels) != own:
@@ -171,8 +169,8 @@ class UNet(GradCheckpointing, nn.Module):
             counts = check_layers(layers, len(channels))
             self.stem = None
             self.encoder = encoder
-        self.decoder = Decoder(channels, counts, first_reduction=reductions[0], **options)
-        self.head = make_head(channels[0], out_planes, normalizer, activator, layer_order, ndim)
+        self.decoder = Decoder(channels, counts, spec, first_reduction=reductions[0])
+        self.head = make_head(channels[0], out_planes, spec)
 
         self.in_planes = in_planes
         self.out_planes = out_planes
