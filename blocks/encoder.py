@@ -135,14 +135,15 @@ def backbone_levels(encoder: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Read (channels, reductions) per feature from a backbone's ``feature_info`` (timm's convention).
 
     Raises:
-        ValueError: If ``encoder`` is not an ``nn.Module`` with ``forward_features`` and a
+        ValueError: If ``encoder`` is not an ``nn.Module`` with ``forward_intermediates`` and a
             ``feature_info`` of at least two dicts with increasing ``'reduction'`` and positive ``'num_chs'``.
     """
     expected = (
-        "an nn.Module with forward_features(x) -> list[Tensor] and feature_info, a list of dicts with "
+        "an nn.Module with forward_intermediates(x, intermediates_only=True) -> list[Tensor] and feature_info, "
+        "a list of dicts with "
         "'num_chs' and 'reduction' per feature (timm's convention), such as blocks.resnet34(num_classes=None)"
     )
-    if not isinstance(encoder, nn.Module) or not callable(getattr(encoder, "forward_features", None)):
+    if not isinstance(encoder, nn.Module) or not callable(getattr(encoder, "forward_intermediates", None)):
         raise ValueError(f"encoder={type(encoder).__name__} must be {expected}")
     try:
         info = list(encoder.feature_info)

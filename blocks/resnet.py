@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +31,7 @@ from .checks import (
     trust_inputs,
 )
 from .conv import ConvModern, NormAct
+from .features import FeatureAPI, FeatureInfo, check_num_classes
 from .layers import LayerSpec, check_layer_spec, is_null, torch_layer
 from .residual import BLOCKS, BlockSpec, GradCheckpointing
 
@@ -65,27 +66,6 @@ ARCHS: dict[str, tuple[tuple[int, int, int, int], str]] = {
 }
 """The presets: name -> (blocks per stage, block type)."""
 
-class FeatureInfo(TypedDict):
-    """One entry of ``ResNet.feature_info`` (timm's convention).
-
-    Attributes:
-        num_chs: Channels of the feature map.
-        reduction: Input size / feature size, per side.
-        module: Name of the submodule whose output is the feature (``model.get_submodule(module)``).
-
-    Examples:
-        >>> resnet50().feature_info[1]
-        {'num_chs': 256, 'reduction': 4, 'module': 'layer1'}
-    """
-
-    num_chs: int
-    reduction: int
-    module: str
-
-
-# ------------------------------------------------------------------------------------------ checks
-
-
 def check_layers(layers: Any) -> tuple[int, int, int, int]:
     """Return ``layers`` as a tuple if it is 4 positive ints (blocks per stage), else raise a ValueError.
 
@@ -104,20 +84,6 @@ def check_layers(layers: Any) -> tuple[int, int, int, int]:
             f"e.g. {list(ARCHS['resnet50'][0])}"
         )
     return tuple(layers)
-
-
-def check_num_classes(num_classes: Any) -> int | None:
-    """Return ``num_classes`` if it is a positive int or None, else raise a ValueError.
-
-    Examples:
-        >>> check_num_classes(None) is None
-        True
-    """
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-    ):
-        raise ValueError(f"num_classes={num_classes!r} must be a positive int, or None for a backbone without a head")
-    return num_classes
 
 
 # -------------------------------------------------------------------------------------- the pieces
@@ -213,7 +179,7 @@ def init_weights(model: nn.Module) -> None:
 # ------------------------------------------------------------------------------------------ ResNet
 
 
-class ResNet(GradCheckpointing, nn.Module):
+class ResNet(FeatureAPI, GradCheckpointing, nn.Module):
     """A ResNet of four stages of residual blocks, torchvision's architecture by default.
 
     ``stem`` (7x7/2 conv + norm + act) -> ``pool`` (3x3/2 max-pool) -> ``layer1`` ... ``layer4``
@@ -232,7 +198,8 @@ class ResNet(GradCheckpointing, nn.Module):
         layers: Number of blocks in each of the 4 stages, e.g. ``(3, 4, 6, 3)``.
         block: ``'bottleneck'`` or ``'plain'``.
         in_planes: Input channels (1 for grey images).
-        num_classes: Number of classes of the ``fc`` head; None for a backbone whose ``forward``
+        num_classes: Number of classes of the ``fc`` head; 0 for the pooled features (timm's
+            convention: ``forward`` returns (B, num_features)); None for a backbone whose ``forward``
             returns the last feature map.
         normalizer: Normalizer spec for every layer, see `blocks.layers`.
         activator: Activator spec for every layer, see `blocks.layers`.
@@ -240,8 +207,12 @@ class ResNet(GradCheckpointing, nn.Module):
         ndim: Spatial dimensions: 2 for images, 1 for signals (B, C, L), 3 for volumes (B, C, D, H, W),
             with the same stem (7-wide conv, stride 2, max-pool 3 / stride 2) and stages.
 
+    timm's feature API (`blocks.features.FeatureAPI`): ``forward_features`` (the last map),
+    ``forward_intermediates`` (the stem's output before the max-pool, then each stage's),
+    ``forward_head``, ``reset_classifier``, ``prune_intermediate_layers``.
+
     Attributes:
-        feature_info: For each tensor of `forward_features`: its channels (``num_chs``),
+        feature_info: For each map of ``forward_intermediates``: its channels (``num_chs``),
             reduction (``reduction``) and the submodule that outputs it (``module``).
         num_features: Channels of the last feature map.
 
@@ -253,8 +224,10 @@ class ResNet(GradCheckpointing, nn.Module):
         >>> net = ResNet([2, 2, 2, 2], "plain", in_planes=1, num_classes=10)
         >>> net(torch.zeros(2, 1, 64, 64)).shape
         torch.Size([2, 10])
-        >>> [f.shape[1:] for f in net.forward_features(torch.zeros(2, 1, 64, 64))][-1]
-        torch.Size([512, 2, 2])
+        >>> net.forward_features(torch.zeros(2, 1, 64, 64)).shape
+        torch.Size([2, 512, 2, 2])
+        >>> [f.shape[1] for f in net.forward_intermediates(torch.zeros(2, 1, 64, 64), intermediates_only=True)]
+        [64, 64, 128, 256, 512]
     """
 
     def __init__(
@@ -295,54 +268,15 @@ class ResNet(GradCheckpointing, nn.Module):
         if self.norm_act is not None:
             self.feature_info[-1] = FeatureInfo(num_chs=planes, reduction=self.feature_info[-1]["reduction"],
                                                 module="norm_act")
-        self.avgpool = None if num_classes is None else torch_layer("AdaptiveAvgPool", ndim)(1)
-        self.fc = None if num_classes is None else nn.Linear(planes, num_classes)
+        self.chain = ["stem", "pool", "layer1", "layer2", "layer3", "layer4"]
+        self.reset_classifier(num_classes)
 
         init_weights(self)
         trust_inputs(self)
 
-    def forward_features(self, x: Tensor) -> list[Tensor]:
-        """The feature maps: the stem's output (before the max-pool), then each stage's output.
-
-        In ``'new'`` order the last one is after the final ``norm_act``. ``feature_info`` describes
-        them.
-
-        Args:
-            x: Input of shape (B, in_planes, H, W).
-
-        Returns:
-            5 tensors at reductions 2, 4, 8, 16, 32; e.g. for ``resnet50`` at 224x224: 64@112,
-            256@56, 512@28, 1024@14, 2048@7.
-        """
+    def check_input(self, x: Tensor) -> None:
+        """Raise a clear error unless ``x`` is (B, in_planes, *spatial); steps aside while fx traces."""
         check_input(self, x, self.in_planes, self.ndim)
-        x = self.stem(x)
-        features = [x]
-        x = self.pool(x)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-            features.append(x)
-        if self.norm_act is not None:
-            features[-1] = self.norm_act(x)
-        return features
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Classify ``x``, or return its last feature map when there is no head.
-
-        Args:
-            x: Input of shape (B, in_planes, H, W).
-
-        Returns:
-            Logits (B, num_classes); with ``num_classes=None`` the last feature map
-            (B, num_features, H/32, W/32).
-        """
-        check_input(self, x, self.in_planes, self.ndim)
-        x = self.pool(self.stem(x))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        if self.norm_act is not None:
-            x = self.norm_act(x)
-        if self.fc is None:
-            return x
-        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 def resnet18(**kwargs: Any) -> ResNet:

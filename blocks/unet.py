@@ -237,10 +237,10 @@ class UNet(GradCheckpointing, nn.Module):
     def _encode(self, x: Tensor) -> list[Tensor]:
         """`encode` without the input check."""
         if self.stem is None:
-            features = self.encoder.forward_features(x)
+            features = self.encoder.forward_intermediates(x, intermediates_only=True)
             if not is_tracing() and (not isinstance(features, (list, tuple)) or len(features) != len(self.channels)):
                 raise ValueError(
-                    f"encoder {type(self.encoder).__name__}.forward_features must return a list of "
+                    f"encoder {type(self.encoder).__name__}.forward_intermediates must return a list of "
                     f"{len(self.channels)} tensors (one per feature_info entry), got {type(features).__name__}"
                 )
             return list(features)

@@ -193,7 +193,7 @@ def test_networks_meta_device_moves_everything(make, in_shape, out_shape):
 
 def test_resnet_features_and_unet_encoder_on_meta():
     resnet = blocks.resnet50(num_classes=None).to("meta")
-    shapes = [tuple(f.shape) for f in resnet.forward_features(torch.empty(2, 3, 64, 48, device="meta"))]
+    shapes = [tuple(f.shape) for f in resnet.forward_intermediates(torch.empty(2, 3, 64, 48, device="meta"), intermediates_only=True)]
     assert shapes == [(2, 64, 32, 24), (2, 256, 16, 12), (2, 512, 8, 6), (2, 1024, 4, 3), (2, 2048, 2, 2)]
     unet = UNet2d(1, 2, layers=1, encoder=blocks.resnet18(in_planes=1, num_classes=None)).to("meta")
     y = unet(torch.empty(2, 1, 37, 50, device="meta"))

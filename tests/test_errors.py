@@ -426,12 +426,13 @@ RESNET_CASES = {
         r"block='basic' is not allowed; use one of \['bottleneck', 'plain'\]",
     ),
     "in_planes zero": ({"in_planes": 0}, ValueError, rf"in_planes=0 {POSITIVE}"),
-    "num_classes zero": (
-        {"num_classes": 0},
+    "num_classes negative": (
+        {"num_classes": -2},
         ValueError,
-        r"num_classes=0 must be a positive int, or None for a backbone without a head",
+        r"num_classes=-2 must be a positive int, 0 for the pooled features \(timm's convention\) or None for a "
+        r"backbone without a head",
     ),
-    "num_classes a float": ({"num_classes": 10.0}, ValueError, r"num_classes=10.0 must be a positive int, or None"),
+    "num_classes a float": ({"num_classes": 10.0}, ValueError, r"num_classes=10.0 must be a positive int, 0 for"),
     "unknown normalizer": (
         {"normalizer": "bn"},
         ValueError,
@@ -510,7 +511,7 @@ RESNET_INPUT_CASES = {
         r"ResNet expects a floating-point tensor, got dtype torch.uint8",
     ),
 }
-@pytest.mark.parametrize("method", ["forward", "forward_features"])
+@pytest.mark.parametrize("method", ["forward", "forward_features", "forward_intermediates"])
 @pytest.mark.parametrize("case", list(RESNET_INPUT_CASES))
 def test_resnet_inputs(case, method):
     make, error, message = RESNET_INPUT_CASES[case]
@@ -571,7 +572,8 @@ UNET_CASES = {
     "encoder without features": (
         {"encoder": nn.Conv2d(1, 4, 3)},
         ValueError,
-        r"encoder=Conv2d must be an nn.Module with forward_features\(x\) -> list\[Tensor\] and feature_info",
+        r"encoder=Conv2d must be an nn.Module with forward_intermediates\(x, intermediates_only=True\) -> "
+        r"list\[Tensor\] and feature_info",
     ),
 }
 

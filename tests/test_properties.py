@@ -328,7 +328,7 @@ def test_resnets_refuse_or_follow_the_formulas(case, seed):
             return
     event(f"ran: {config['block']}")
     torch.manual_seed(seed)
-    features = build().forward_features(x)
+    features = build().forward_intermediates(x, intermediates_only=True)
     assert [tuple(f.shape) for f in features] == [(2, c, *s) for c, s in zip(channels, sizes)]
     out = (2, config["num_classes"]) if config["num_classes"] else (2, channels[-1], *sizes[-1])
     check_runs_and_round_trips(build, x, out, seed)

@@ -47,7 +47,7 @@ def test_parameter_counts_equal_torchvision(name):
 def test_forward_features_and_feature_info_at_224(name, layer_order):
     with torch.device("meta"):  # shapes only: no arithmetic
         model = PRESETS[name](layer_order=layer_order)
-        features = model.forward_features(torch.empty(1, 3, 224, 224))
+        features = model.forward_intermediates(torch.empty(1, 3, 224, 224), intermediates_only=True)
     assert [(f.shape[1], f.shape[2]) for f in features] == FEATURES_224[name]
     assert all(f.shape[0] == 1 and f.shape[2] == f.shape[3] for f in features)
     info = model.feature_info
@@ -66,7 +66,7 @@ def test_feature_info_modules_output_the_features(layer_order):
         module = model.get_submodule(entry["module"])
         module.register_forward_hook(lambda m, i, o, key=entry["module"]: outputs.setdefault(key, o.clone()))
     x = torch.randn(2, 3, 64, 64)
-    features = model.forward_features(x)
+    features = model.forward_intermediates(x, intermediates_only=True)
     for entry, feature in zip(model.feature_info, features):
         assert torch.equal(outputs[entry["module"]], feature), entry
     outputs.clear()
@@ -182,7 +182,7 @@ def test_in_place_activations_change_no_value_or_gradient(activator, normalizer,
                    layer_order=layer_order)
     reference = without_in_place(model)
     x = torch.randn(2, 3, 32, 32)
-    features, expected = model.forward_features(x), reference.forward_features(x)
+    features, expected = model.forward_intermediates(x, intermediates_only=True), reference.forward_intermediates(x, intermediates_only=True)
     assert all(torch.equal(a, b) for a, b in zip(features, expected))
     model(x).square().sum().backward()
     reference(x).square().sum().backward()
@@ -205,8 +205,9 @@ def test_in_place_activations_change_no_value_or_gradient(activator, normalizer,
         ({"block": "basic"}, r"block='basic' is not allowed; use one of \['bottleneck', 'plain'\]"),
         ({"in_planes": 0}, r"in_planes=0 must be a positive int"),
         ({"in_planes": "3"}, r"in_planes='3' must be a positive int"),
-        ({"num_classes": 0}, r"num_classes=0 must be a positive int, or None for a backbone without a head"),
-        ({"num_classes": 10.0}, r"num_classes=10.0 must be a positive int, or None"),
+        ({"num_classes": -1}, r"num_classes=-1 must be a positive int, 0 for the pooled features \(timm's convention\) "
+                              r"or None for a backbone without a head"),
+        ({"num_classes": 10.0}, r"num_classes=10.0 must be a positive int, 0 for the pooled features"),
         ({"normalizer": "bn"}, r"normalizer='bn' is not a registered normalizer; valid names: \["),
         ({"activator": "tanh"}, r"activator='tanh' is not a registered activator; valid names: \["),
         ({"layer_order": "pre"}, r"layer_order='pre' is not allowed; use one of \['new', 'old'\]"),
@@ -265,7 +266,7 @@ def test_from_torchvision_gives_torchvision_outputs(name, source):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert (model(x) - reference(x)).abs().max() <= 1e-5
-        for ours, theirs in zip(model.forward_features(x), torchvision_features(reference, x)):
+        for ours, theirs in zip(model.forward_intermediates(x, intermediates_only=True), torchvision_features(reference, x)):
             assert (ours - theirs).abs().max() <= 1e-5
     assert model.layer1[0].branch[0].norm.num_batches_tracked == 7
 

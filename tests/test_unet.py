@@ -269,7 +269,7 @@ def test_layers_per_level():
         ({"layer_order": "pre"}, r"layer_order='pre' is not allowed; use one of \['new', 'old'\]"),
         ({"in_planes": 0}, r"in_planes=0 must be a positive int"),
         ({"out_planes": -2}, r"out_planes=-2 must be a positive int"),
-        ({"encoder": nn.Conv2d(1, 4, 3)}, r"encoder=Conv2d must be an nn.Module with forward_features"),
+        ({"encoder": nn.Conv2d(1, 4, 3)}, r"encoder=Conv2d must be an nn.Module with forward_intermediates"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -277,7 +277,7 @@ def test_bad_arguments(kwargs, message):
         meta_unet(**kwargs)
 
 
-# ---- encoder=: a backbone with forward_features and feature_info ---------------------------------------
+# ---- encoder=: a backbone with forward_intermediates and feature_info ---------------------------------------
 
 
 class TinyBackbone(nn.Module):
@@ -291,12 +291,12 @@ class TinyBackbone(nn.Module):
         self.feature_info = [{"num_chs": w, "reduction": 2 ** (i + 1), "module": f"stages.{i}"}
                              for i, w in enumerate(widths)]
 
-    def forward_features(self, x):
+    def forward_intermediates(self, x, intermediates_only=False):
         features = []
         for stage in self.stages:
             x = torch.relu(stage(x))
             features.append(x)
-        return features
+        return features if intermediates_only else (x, features)
 
 
 @pytest.mark.parametrize("size", [(37, 53), (9, 20), (100, 7)])
@@ -309,7 +309,7 @@ def test_backbone_encoder_gives_exactly_the_input_size(size):
     assert len(model.decoder) == 3 and model.decoder[-1].skip_planes == 0  # two fusions, then up to /1
     x = torch.randn(2, 1, *size)
     features, decoded, y = run_with_decoder_hooks(model, x)
-    assert all(torch.equal(a, b) for a, b in zip(features, backbone.forward_features(x)))
+    assert all(torch.equal(a, b) for a, b in zip(features, backbone.forward_intermediates(x, intermediates_only=True)))
     assert [tuple(d.shape[1:]) for d in decoded] == [
         (10, *features[1].shape[-2:]), (6, *features[0].shape[-2:]), (6, *size)
     ]
@@ -341,7 +341,7 @@ def test_backbone_settings_and_errors():
         UNet2d(encoder=TinyBackbone())(torch.randn(1, 1, 8, 8))
     backbone = TinyBackbone()
     backbone.feature_info = [{"channels": 6}]
-    with pytest.raises(ValueError, match=r"encoder=TinyBackbone must be an nn.Module with forward_features.*'num_chs'"):
+    with pytest.raises(ValueError, match=r"encoder=TinyBackbone must be an nn.Module with forward_intermediates.*'num_chs'"):
         UNet2d(encoder=backbone)
     backbone.feature_info = [{"num_chs": 6, "reduction": 4}, {"num_chs": 10, "reduction": 4}]
     with pytest.raises(ValueError, match=r"feature channels \(6, 10\) at reductions \(4, 4\); a U-Net needs"):
@@ -350,8 +350,8 @@ def test_backbone_settings_and_errors():
 
 def test_backbone_returning_a_tensor_is_refused():
     backbone = TinyBackbone()
-    backbone.forward_features = lambda x: x
-    with pytest.raises(ValueError, match=r"forward_features must return a list of 3 tensors .* got Tensor"):
+    backbone.forward_intermediates = lambda x, intermediates_only: x
+    with pytest.raises(ValueError, match=r"forward_intermediates must return a list of 3 tensors .* got Tensor"):
         UNet2d(encoder=backbone)(torch.randn(1, 1, 16, 16))
 
 

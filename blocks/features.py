@@ -1,0 +1,253 @@
+"""timm's feature API for blocks' own backbones (`ResNet`, `EncoderNet`), with timm's signatures.
+
+A backbone is a chain of named stages; some stages output a feature map (``feature_info`` describes
+them, timm's convention). In ``'new'`` (pre-activation) order a final ``norm_act`` follows the last
+stage, and the last feature map is taken after it (0.1.0's choice, kept). Then a head: global
+average pooling and a linear classifier ``fc``.
+
+``num_classes`` means what it means in timm, plus one value: ``None`` keeps no head (``forward``
+returns the last map), ``0`` keeps the pooling but no classifier (``forward`` returns the pooled
+``(B, num_features)``), ``n > 0`` adds the classifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+import torch
+from torch import Tensor, nn
+
+from .layers import torch_layer
+
+__all__ = ["FeatureAPI", "FeatureInfo", "check_num_classes", "take_indices"]
+
+
+class FeatureInfo(TypedDict):
+    """One entry of a backbone's ``feature_info`` (timm's convention).
+
+    Attributes:
+        num_chs: Channels of the feature map.
+        reduction: Input size / feature size, per side.
+        module: Name of the submodule whose output is the feature (``model.get_submodule(module)``).
+
+    Examples:
+        >>> FeatureInfo(num_chs=64, reduction=2, module="stem")
+        {'num_chs': 64, 'reduction': 2, 'module': 'stem'}
+    """
+
+    num_chs: int
+    reduction: int
+    module: str
+
+
+def check_num_classes(num_classes: Any) -> int | None:
+    """Return ``num_classes`` if it is an int >= 0 or None, else raise a ValueError.
+
+    Examples:
+        >>> check_num_classes(None) is None, check_num_classes(0)
+        (True, 0)
+    """
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0
+    ):
+        raise ValueError(
+            f"num_classes={num_classes!r} must be a positive int, 0 for the pooled features (timm's convention) "
+            "or None for a backbone without a head"
+        )
+    return num_classes
+
+
+def take_indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
+    """timm's rule for which feature maps to return: None all, an int the last n, a sequence those (negatives from the end).
+
+    Raises:
+        ValueError: If an index is out of range or ``indices`` has another type.
+
+    Examples:
+        >>> take_indices(5, None), take_indices(5, 2), take_indices(5, (0, -1))
+        ([0, 1, 2, 3, 4], [3, 4], [0, 4])
+    """
+    if indices is None:
+        return list(range(count))
+    if isinstance(indices, int) and not isinstance(indices, bool):
+        if not 0 < indices <= count:
+            raise ValueError(f"indices={indices} must be between 1 and {count} (the last n of {count} feature maps)")
+        return list(range(count - indices, count))
+    if isinstance(indices, Sequence) and not isinstance(indices, str):
+        taken = []
+        for index in indices:
+            if isinstance(index, bool) or not isinstance(index, int) or not -count <= index < count:
+                raise ValueError(f"indices={list(indices)!r}: {index!r} is not an index of {count} feature maps")
+            taken.append(index % count)
+        return taken
+    raise ValueError(f"indices={indices!r} must be None, an int (the last n) or a sequence of ints")
+
+
+class FeatureAPI:
+    """Mixin: ``forward_features``, ``forward_intermediates``, ``forward_head``, ``reset_classifier``, ``prune_intermediate_layers``.
+
+    The network defines ``chain`` (the names of its stages in order), ``feature_info`` (whose
+    ``module`` entries name the stages that output features, and ``'norm_act'`` for the last one in
+    ``'new'`` order), ``norm_act``, ``avgpool``, ``fc``, ``num_classes``, ``num_features``, ``ndim``
+    and ``check_input(x)``.
+    """
+
+    chain: list[str]
+    feature_info: list[FeatureInfo]
+
+    def _stage(self, name: str) -> nn.Module | None:
+        """The stage called ``name`` (a dotted path), or None once pruned."""
+        try:
+            return self.get_submodule(name)
+        except AttributeError:
+            return None
+
+    def _feature_stages(self) -> list[str]:
+        """The stage whose output is each feature map (the last stage for a ``'norm_act'`` entry)."""
+        return [self.chain[-1] if f["module"] == "norm_act" else f["module"] for f in self.feature_info]
+
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """The feature maps ``feature_info`` describes, with timm's signature.
+
+        Args:
+            x: Input of shape (B, in_planes, *spatial).
+            indices: Which maps: None all, an int the last n, a sequence those (negatives from the end).
+            norm: Accepted for timm's callers; in ``'new'`` order the last map is always taken after
+                the final ``norm_act`` (as `forward_features` returns it), in ``'old'`` order there is
+                no final norm.
+            stop_early: Stop after the deepest map asked for; ``final`` is then that stage's output.
+            output_fmt: ``'NCHW'`` (channels first, in every dimension).
+            intermediates_only: Return only the list.
+
+        Returns:
+            The list of maps, or ``(final, maps)`` where ``final`` is `forward_features`'s output.
+
+        Raises:
+            ValueError: For a bad ``indices`` or ``output_fmt``, or a bad input.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt={output_fmt!r} is not allowed; blocks' maps are channels-first: 'NCHW'")
+        wanted = take_indices(len(self.feature_info), indices)
+        self.check_input(x)
+        producers = self._feature_stages()
+        last = max(wanted) if stop_early else len(producers) - 1
+        maps: dict[int, Tensor] = {}
+        for name in self.chain:
+            stage = self._stage(name)
+            if stage is None:
+                break
+            x = stage(x)
+            if name == self.chain[-1] and self.norm_act is not None:
+                x = self.norm_act(x)
+            for index, producer in enumerate(producers):
+                if producer == name and index in wanted:
+                    maps[index] = x
+            if name == producers[last]:
+                break
+        intermediates = [maps[index] for index in wanted]
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The last feature map (after the final ``norm_act`` in ``'new'`` order), one tensor as in timm.
+
+        Args:
+            x: Input of shape (B, in_planes, *spatial).
+
+        Returns:
+            (B, num_features, *spatial / reduction).
+        """
+        self.check_input(x)
+        for name in self.chain:
+            stage = self._stage(name)
+            if stage is None:
+                break
+            x = stage(x)
+        return x if self.norm_act is None else self.norm_act(x)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """The head on a last feature map: global average pooling, then ``fc`` unless ``pre_logits``.
+
+        Args:
+            x: The output of `forward_features`.
+            pre_logits: Return the pooled features (B, num_features) without the classifier.
+
+        Returns:
+            Logits (B, num_classes), or the pooled features; the map itself when there is no pooling.
+        """
+        if self.avgpool is not None:
+            x = torch.flatten(self.avgpool(x), 1)
+        return x if pre_logits or self.fc is None else self.fc(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Classify ``x``; with ``num_classes=0`` the pooled features, with None the last feature map.
+
+        Args:
+            x: Input of shape (B, in_planes, *spatial).
+
+        Returns:
+            Logits (B, num_classes), the pooled features (B, num_features), or the last map.
+        """
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int | None, global_pool: str | None = None) -> None:
+        """Replace the head (timm's name): a new ``fc`` for ``num_classes``, 0 for none, None for no pooling either.
+
+        Args:
+            num_classes: Classes of the new ``fc`` (newly initialised); 0 for no classifier; None
+                for no head at all.
+            global_pool: None to keep the pooling rule, ``'avg'`` for global average pooling, ``''``
+                for none (timm's vocabulary).
+
+        Raises:
+            ValueError: For a bad ``num_classes`` or ``global_pool``.
+        """
+        num_classes = check_num_classes(num_classes)
+        if global_pool not in (None, "avg", ""):
+            raise ValueError(f"global_pool={global_pool!r} is not allowed; use None, 'avg' or ''")
+        pooled = num_classes is not None if global_pool is None else global_pool == "avg"
+        self.num_classes = num_classes
+        self.avgpool = torch_layer("AdaptiveAvgPool", self.ndim)(1) if pooled else None
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else None
+
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the stages after the deepest feature map asked for, and the head (timm's name and signature).
+
+        Args:
+            indices: The maps to keep computing, as in `forward_intermediates`.
+            prune_norm: Drop the final ``norm_act`` too (it is dropped anyway with the last stage).
+            prune_head: Drop ``avgpool`` and ``fc``: `forward` then returns the last kept map.
+
+        Returns:
+            The kept indices.
+        """
+        wanted = take_indices(len(self.feature_info), indices)
+        producers = self._feature_stages()
+        keep = self.chain.index(producers[max(wanted)]) + 1
+        for name in reversed(self.chain[keep:]):  # from the end, so list indices stay valid
+            parent, _, child = name.rpartition(".")
+            owner = self.get_submodule(parent) if parent else self
+            if isinstance(owner, nn.ModuleList):
+                del owner[int(child)]
+            else:
+                setattr(owner, child, None)
+        if keep < len(self.chain) or prune_norm:
+            self.norm_act = None
+        self.chain = self.chain[:keep]
+        self.feature_info = [
+            {**f, "module": producers[i]} if f["module"] == "norm_act" and self.norm_act is None else f
+            for i, f in enumerate(self.feature_info[: max(wanted) + 1])
+        ]
+        if prune_head:
+            self.reset_classifier(None)
+        return wanted
