@@ -177,3 +177,19 @@ def check_input(module: nn.Module, x: Tensor, in_planes: int, ndim: int = 2) -> 
         raise TypeError(f"{type(module).__name__} expects a floating-point tensor, got dtype {x.dtype}")
     if x.dim() != ndim + 2 or x.shape[1] != in_planes:
         raise ValueError(f"{type(module).__name__} expects input of shape {expected}, got {tuple(x.shape)}")
+
+
+def check_min_size(module: nn.Module, x: Tensor, min_size: int, reduction: int) -> None:
+    """Raise a ValueError unless some spatial size of ``x`` is at least ``min_size``.
+
+    The deepest level of a network, at ``1 / reduction`` of the input, needs more than one pixel for
+    normalization. Steps aside while fx traces.
+    """
+    if is_tracing():
+        return
+    if all(n < min_size for n in x.shape[2:]):
+        sides = {1: "length", 2: "height or width", 3: "depth, height or width"}[x.dim() - 2]
+        raise ValueError(
+            f"{type(module).__name__} needs an input of {sides} >= {min_size} (its deepest level, at "
+            f"1/{reduction}, needs more than one pixel for normalization), got input of shape {tuple(x.shape)}"
+        )

@@ -86,18 +86,20 @@ class DecoderStage(nn.Module):
 
 
 class Decoder(nn.ModuleList):
-    """The decoder stages, deepest first: each fuses one skip; stages past the skips up-scale to the input size.
+    """The decoder stages, deepest first: each up-scales to its encoder level's size (and fuses it, in a U-Net).
 
     ``Decoder(channels, layers, ...)`` builds, for levels ``L-2`` down to 0, a `DecoderStage` from
     ``channels[i + 1]`` to ``channels[i]`` with ``layers[i]`` blocks, then, when the first feature
     is at reduction ``first_reduction > 1`` (a ResNet's is at 1/2), one skip-less up-scaling stage
-    ``channels[0] -> channels[0]``.
+    ``channels[0] -> channels[0]`` to the input's size. With ``fuses=False`` (an auto-encoder) no
+    stage concatenates its level's features: it only up-scales to their size.
 
     Args:
         channels: Channels per level of the encoder.
         layers: Blocks per level after each fusion.
         spec: How the blocks are built (type, kernel, normalizer, activator, order, dimension).
         first_reduction: Reduction of the encoder's first feature.
+        fuses: Concatenate each level's features (U-Net) or only take their size (auto-encoder).
 
     Examples:
         >>> import torch
@@ -112,21 +114,28 @@ class Decoder(nn.ModuleList):
         layers: Sequence[int],
         spec: BlockSpec = BlockSpec(),
         first_reduction: int = 1,
+        fuses: bool = True,
     ) -> None:
         stages = [
-            DecoderStage(channels[i + 1], channels[i], channels[i], layers[i], spec)
+            DecoderStage(channels[i + 1], channels[i] if fuses else 0, channels[i], layers[i], spec)
             for i in reversed(range(len(channels) - 1))
         ]
         if first_reduction != 1:
             stages.append(DecoderStage(channels[0], 0, channels[0], 0, spec))
         super().__init__(stages)
-        self.skips = len(channels) - 1
+        self.levels = len(channels) - 1
+        self.fuses = fuses
 
     def forward(self, features: Sequence[Tensor], output_size: Sequence[int]) -> Tensor:
         """Decode the encoder's features (shallowest first); ``output_size`` is the input's spatial size."""
         x = features[-1]
         for i, stage in enumerate(self):
-            x = stage(x, features[self.skips - 1 - i]) if i < self.skips else stage(x, None, output_size)
+            if i >= self.levels:
+                x = stage(x, None, output_size)
+            elif self.fuses:
+                x = stage(x, features[self.levels - 1 - i])
+            else:
+                x = stage(x, None, features[self.levels - 1 - i].shape[2:])
         return x
 
 

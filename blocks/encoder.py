@@ -15,12 +15,13 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .checks import PER_DIMENSION, check_tuple, named_class
+from .checks import LAYER_ORDERS, PER_DIMENSION, check_choice, check_tuple, named_class
 from .conv import ConvModern
-from .residual import BlockSpec
+from .layers import LayerSpec, check_layer_spec
+from .residual import BLOCKS, BlockSpec
 
 __all__ = ["DEFAULT_CHANNELS", "Encoder", "backbone_in_planes", "backbone_levels", "check_channels", "check_layers",
-           "check_odd_kernel", "make_unet_stem", "same_padding"]
+           "check_odd_kernel", "family_spec", "make_unet_stem", "same_padding"]
 
 DEFAULT_CHANNELS = (64, 128, 256, 512, 1024)
 """Channels per level of the default U-Net family."""
@@ -70,6 +71,26 @@ def check_layers(layers: Any, levels: int) -> tuple[int, ...]:
             f"layers={layers!r} must be a positive int or a sequence of {levels} positive ints, one per level"
         )
     return tuple(counts)
+
+
+def family_spec(
+    block: str, kernel_size: Any, normalizer: LayerSpec, activator: LayerSpec, layer_order: str, ndim: int
+) -> BlockSpec:
+    """Check the block arguments every network of the U-Net family takes; return them as one `BlockSpec`.
+
+    Raises:
+        ValueError: For any argument out of its allowed values.
+
+    Examples:
+        >>> family_spec("plain", 5, "batch", "relu", "old", 1).kernel_size
+        (5,)
+    """
+    check_choice("block", block, tuple(BLOCKS))
+    check_layer_spec(normalizer, "normalizer")
+    check_layer_spec(activator, "activator")
+    check_choice("layer_order", layer_order, LAYER_ORDERS)
+    kernel = check_odd_kernel(kernel_size, ndim)
+    return BlockSpec(block, kernel, normalizer, activator, layer_order, "narrow", ndim)
 
 
 def make_unet_stem(in_planes: int, out_planes: int, spec: BlockSpec) -> ConvModern:

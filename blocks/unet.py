@@ -43,7 +43,14 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from .checks import LAYER_ORDERS, IntOrTuple, check_choice, check_positive_int, is_tracing, resolve_ndim, trust_inputs
+from .checks import (
+    IntOrTuple,
+    check_min_size,
+    check_positive_int,
+    is_tracing,
+    resolve_ndim,
+    trust_inputs,
+)
 from .checks import check_input as check_shape
 from .decoder import Decoder, DecoderStage, make_head
 from .encoder import (
@@ -53,14 +60,14 @@ from .encoder import (
     backbone_levels,
     check_channels,
     check_layers,
-    check_odd_kernel,
+    family_spec,
     make_unet_stem,
 )
-from .layers import LayerSpec, check_layer_spec
-from .residual import BLOCKS, BlockSpec, GradCheckpointing
+from .layers import LayerSpec
+from .residual import GradCheckpointing
 from .summary import shape_table
 
-__all__ = ["DecoderStage", "UNet", "UNet1d", "UNet2d", "UNet3d", "shape_table"]
+__all__ = ["AE", "AE1d", "AE2d", "AE3d", "DecoderStage", "UNet", "UNet1d", "UNet2d", "UNet3d", "shape_table"]
 
 
 class UNet(GradCheckpointing, nn.Module):
@@ -120,6 +127,9 @@ class UNet(GradCheckpointing, nn.Module):
     fixed_ndim: ClassVar[int | None] = None
     """The dimension of the named classes; None for the generic class."""
 
+    skips: ClassVar[bool] = True
+    """Whether the decoder fuses the encoder's features (U-Net) or only up-scales to their sizes (`AE`)."""
+
     def __init__(
         self,
         in_planes: int | None = None,
@@ -142,12 +152,7 @@ class UNet(GradCheckpointing, nn.Module):
         if in_planes is not None:
             check_positive_int("in_planes", in_planes)
         check_positive_int("out_planes", out_planes)
-        check_choice("block", block, tuple(BLOCKS))
-        check_layer_spec(normalizer, "normalizer")
-        check_layer_spec(activator, "activator")
-        check_choice("layer_order", layer_order, LAYER_ORDERS)
-        kernel = check_odd_kernel(kernel_size, ndim)
-        spec = BlockSpec(block, kernel, normalizer, activator, layer_order, "narrow", ndim)
+        spec = family_spec(block, kernel_size, normalizer, activator, layer_order, ndim)
 
         if encoder is None:
             in_planes = 1 if in_planes is None else in_planes
@@ -169,7 +174,7 @@ class UNet(GradCheckpointing, nn.Module):
             counts = check_layers(layers, len(channels))
             self.stem = None
             self.encoder = encoder
-        self.decoder = Decoder(channels, counts, spec, first_reduction=reductions[0])
+        self.decoder = Decoder(channels, counts, spec, first_reduction=reductions[0], fuses=self.skips)
         self.head = make_head(channels[0], out_planes, spec)
 
         self.in_planes = in_planes
@@ -202,16 +207,8 @@ class UNet(GradCheckpointing, nn.Module):
             ...
             ValueError: UNet2d needs an input of height or width >= 5 ...
         """
-        if is_tracing():
-            return
         check_shape(self, x, self.in_planes, self.ndim)
-        if all(n < self.min_size for n in x.shape[2:]):
-            sides = {1: "length", 2: "height or width", 3: "depth, height or width"}[self.ndim]
-            raise ValueError(
-                f"{type(self).__name__} needs an input of {sides} >= {self.min_size} (its deepest level, at "
-                f"1/{self.reductions[-1]}, needs more than one pixel for normalization), got input of "
-                f"shape {tuple(x.shape)}"
-            )
+        check_min_size(self, x, self.min_size, self.reductions[-1])
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """The encoder's outputs, shallowest first: one per level.
@@ -295,5 +292,43 @@ class UNet2d(UNet):
 
 class UNet3d(UNet):
     """`UNet` in 3-D: inputs (B, C, D, H, W)."""
+
+    fixed_ndim = 3
+
+
+class AE(UNet):
+    """An auto-encoder of residual blocks: the `UNet` without skips, in 1-D, 2-D or 3-D.
+
+    It takes the U-Net's arguments (and defaults, ``in_planes=None`` meaning 1 without an encoder).
+    Each decoder stage up-scales to exactly the size its encoder level had (read at run time) and
+    concatenates nothing, so any input size comes back at exactly that size; the decoder's blocks
+    then run ``channels[i] -> channels[i]``. `AE1d`, `AE2d` and `AE3d` are this class with ``ndim``
+    fixed.
+
+    Examples:
+        >>> import torch
+        >>> AE2d(channels=(4, 8, 16), layers=1)(torch.zeros(1, 1, 37, 53)).shape
+        torch.Size([1, 1, 37, 53])
+        >>> AE1d(channels=(4, 8), layers=1).decoder[0].skip_planes
+        0
+    """
+
+    skips = False
+
+
+class AE1d(AE):
+    """`AE` in 1-D: inputs (B, C, L)."""
+
+    fixed_ndim = 1
+
+
+class AE2d(AE):
+    """`AE` in 2-D: inputs (B, C, H, W)."""
+
+    fixed_ndim = 2
+
+
+class AE3d(AE):
+    """`AE` in 3-D: inputs (B, C, D, H, W)."""
 
     fixed_ndim = 3

@@ -1,0 +1,308 @@
+"""EncoderNet1d/2d/3d (a map down to a vector) and DecoderNet1d/2d/3d (a vector up to a map of exact size).
+
+Both are built from the U-Net family's parts (`blocks.encoder`, `blocks.decoder`) with the U-Net's
+defaults: ``channels=(64, 128, 256, 512, 1024)``, ``layers=2``, bottleneck blocks of kernel 3,
+``'pinst'`` + ``'prelu'`` in ``'new'`` order, PyTorch's default initialisation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from .checks import (
+    IntOrTuple,
+    check_input,
+    check_min_size,
+    check_positive_int,
+    check_tuple,
+    is_tracing,
+    resolve_ndim,
+    trust_inputs,
+)
+from .conv import NormAct
+from .decoder import Decoder, make_head
+from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, check_layers, family_spec, make_unet_stem
+from .features import FeatureAPI, FeatureInfo, check_num_classes
+from .layers import LayerSpec
+from .residual import GradCheckpointing
+
+__all__ = [
+    "DecoderNet",
+    "DecoderNet1d",
+    "DecoderNet2d",
+    "DecoderNet3d",
+    "EncoderNet",
+    "EncoderNet1d",
+    "EncoderNet2d",
+    "EncoderNet3d",
+    "level_sizes",
+]
+
+
+def level_sizes(size: Sequence[int], levels: int) -> list[tuple[int, ...]]:
+    """The size of each level of the family: level 0 is ``size``, each next one ``ceil(n / 2)`` per side.
+
+    Examples:
+        >>> level_sizes((97, 8), 3)
+        [(97, 8), (49, 4), (25, 2)]
+    """
+    sizes = [tuple(size)]
+    for _ in range(levels - 1):
+        sizes.append(tuple(-(-n // 2) for n in sizes[-1]))
+    return sizes
+
+
+class EncoderNet(FeatureAPI, GradCheckpointing, nn.Module):
+    """The U-Net family's encoder, then global average pooling and a linear layer: (B, C, *spatial) -> (B, out_length).
+
+    ``stem`` (one unit at the input resolution) -> ``encoder`` (one stage per level, each next one
+    halving the size) -> ``norm_act`` (``'new'`` order only, as the pre-activation ResNet) ->
+    ``avgpool`` -> ``fc``. Any input size works (the deepest level needs more than one pixel). It has
+    timm's feature API (`blocks.features.FeatureAPI`): ``forward_features`` is the last map,
+    ``forward_intermediates`` the map of every level (the last one after ``norm_act``).
+    `EncoderNet1d`, `EncoderNet2d` and `EncoderNet3d` are this class with ``ndim`` fixed.
+
+    Args:
+        in_planes: Input channels.
+        out_length: Length of the output vector; 0 for the pooled features (B, channels[-1]);
+            None for the last feature map.
+        channels: Channels per level, at least two; None means (64, 128, 256, 512, 1024).
+        layers: Blocks per level, an int or one per level.
+        block: ``'bottleneck'`` or ``'plain'``.
+        kernel_size: Odd kernel size of every block and of the stem, an int or one per dimension.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
+        layer_order: ``'new'`` (pre-activation) or ``'old'``.
+        ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
+
+    Attributes:
+        feature_info: Channels, reduction and module of each level's map.
+        num_features: Channels of the last map.
+        min_size: The input needs a spatial size of at least ``min_size``.
+
+    Raises:
+        ValueError: For any argument out of its allowed values.
+
+    Examples:
+        >>> import torch
+        >>> net = EncoderNet2d(in_planes=1, out_length=3, channels=(4, 8, 16), layers=1)
+        >>> net(torch.zeros(2, 1, 37, 53)).shape
+        torch.Size([2, 3])
+        >>> net.forward_features(torch.zeros(2, 1, 37, 53)).shape
+        torch.Size([2, 16, 10, 14])
+    """
+
+    fixed_ndim: ClassVar[int | None] = None
+    """The dimension of the named classes; None for the generic class."""
+
+    def __init__(
+        self,
+        in_planes: int = 1,
+        out_length: int | None = 2,
+        channels: Sequence[int] | None = None,
+        layers: int | Sequence[int] = 2,
+        block: str = "bottleneck",
+        kernel_size: IntOrTuple = 3,
+        normalizer: LayerSpec = "pinst",
+        activator: LayerSpec = "prelu",
+        layer_order: str = "new",
+        *,
+        ndim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.ndim = ndim = resolve_ndim(type(self), ndim)
+        self.in_planes = check_positive_int("in_planes", in_planes)
+        out_length = check_num_classes(out_length)
+        spec = family_spec(block, kernel_size, normalizer, activator, layer_order, ndim)
+        channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
+        counts = check_layers(layers, len(channels))
+
+        self.stem = make_unet_stem(in_planes, channels[0], spec)
+        self.encoder = Encoder(channels, counts, spec)
+        norm_act = NormAct(channels[-1], normalizer, activator, ndim) if layer_order == "new" else None
+        self.norm_act = norm_act if norm_act else None
+        self.chain = ["stem", *(f"encoder.{i}" for i in range(len(channels)))]
+        self.feature_info: list[FeatureInfo] = [FeatureInfo(**f) for f in self.encoder.feature_info]
+        if self.norm_act is not None:
+            self.feature_info[-1] = FeatureInfo(num_chs=channels[-1], reduction=2 ** (len(channels) - 1),
+                                                module="norm_act")
+        self.num_features = channels[-1]
+        self.reset_classifier(out_length)
+
+        self.channels = channels
+        self.layers = counts
+        self.min_size = 2 ** (len(channels) - 1) + 1
+        trust_inputs(self)
+
+    @property
+    def out_length(self) -> int | None:
+        """The output length (timm's ``num_classes``)."""
+        return self.num_classes
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise a clear error unless ``x`` is (B, in_planes, *spatial) with a spatial size of at least ``min_size``."""
+        check_input(self, x, self.in_planes, self.ndim)
+        check_min_size(self, x, self.min_size, self.min_size - 1)
+
+
+class DecoderNet(GradCheckpointing, nn.Module):
+    """A vector up to a map of exactly ``out_size``: linear, reshape, then the U-Net family's up-scaling stages.
+
+    For ``L = len(channels)`` levels of sizes ``out_size``, ``ceil(out_size / 2)``, ...: ``fc`` maps
+    (B, in_length) to ``channels[-1] * prod(size of level L-1)`` values, reshaped to
+    (B, channels[-1], *size of level L-1); ``bottom`` (``layers[-1]`` blocks) works at that level;
+    ``decoder`` up-scales level by level, each stage to exactly its level's size (no cropping:
+    odd and prime sizes come out exactly), with ``layers[i]`` blocks at level ``i``; ``head`` maps to
+    ``out_planes``. With ``in_length=None`` the input is that deepest map itself. `DecoderNet1d`,
+    `DecoderNet2d` and `DecoderNet3d` are this class with ``ndim`` fixed.
+
+    Args:
+        out_size: Spatial size of the output, an int or one per dimension.
+        in_length: Length of the input vector; None to take the deepest map (see ``input_size``).
+        out_planes: Output channels.
+        channels: Channels per level, shallowest first, at least two; None means (64, ..., 1024).
+        layers: Blocks per level, an int or one per level.
+        block: ``'bottleneck'`` or ``'plain'``.
+        kernel_size: Odd kernel size of every block, an int or one per dimension.
+        normalizer: Normalizer spec, see `blocks.layers`.
+        activator: Activator spec, see `blocks.layers`.
+        layer_order: ``'new'`` (pre-activation) or ``'old'``.
+        ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
+
+    Attributes:
+        input_size: The expected input shape without the batch (MDNC's name): ``(in_length,)``, or
+            ``(channels[-1], *size of level L-1)``.
+        sizes: The size of each level, shallowest first.
+
+    Raises:
+        ValueError: For any argument out of its allowed values, or an ``out_size`` too small for
+            the depth (the deepest level needs more than one pixel).
+
+    Examples:
+        >>> import torch
+        >>> net = DecoderNet2d((97, 31), in_length=5, out_planes=2, channels=(4, 8, 16), layers=1)
+        >>> net.input_size, net.sizes[-1]
+        ((5,), (25, 8))
+        >>> net(torch.zeros(3, 5)).shape
+        torch.Size([3, 2, 97, 31])
+    """
+
+    fixed_ndim: ClassVar[int | None] = None
+    """The dimension of the named classes; None for the generic class."""
+
+    def __init__(
+        self,
+        out_size: IntOrTuple,
+        in_length: int | None = 2,
+        out_planes: int = 1,
+        channels: Sequence[int] | None = None,
+        layers: int | Sequence[int] = 2,
+        block: str = "bottleneck",
+        kernel_size: IntOrTuple = 3,
+        normalizer: LayerSpec = "pinst",
+        activator: LayerSpec = "prelu",
+        layer_order: str = "new",
+        *,
+        ndim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.ndim = ndim = resolve_ndim(type(self), ndim)
+        out_size = check_tuple("out_size", out_size, ndim)
+        if in_length is not None:
+            check_positive_int("in_length", in_length)
+        self.out_planes = check_positive_int("out_planes", out_planes)
+        spec = family_spec(block, kernel_size, normalizer, activator, layer_order, ndim)
+        channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
+        counts = check_layers(layers, len(channels))
+        self.sizes = level_sizes(out_size, len(channels))
+        if max(self.sizes[-1]) < 2:
+            raise ValueError(
+                f"out_size={out_size!r} is too small for {len(channels)} levels: the deepest level would be "
+                f"{self.sizes[-1]}, and normalization needs more than one pixel; use an out_size with a side "
+                f">= {2 ** (len(channels) - 1) + 1} or fewer channels (levels)"
+            )
+
+        deepest = (channels[-1], *self.sizes[-1])
+        self.fc = None if in_length is None else nn.Linear(in_length, math.prod(deepest))
+        self.bottom = spec.stage(channels[-1], channels[-1], counts[-1])
+        self.decoder = Decoder(channels, counts, spec, fuses=False)
+        self.head = make_head(channels[0], out_planes, spec)
+
+        self.in_length = in_length
+        self.input_size = (in_length,) if in_length is not None else deepest
+        self.out_size = out_size
+        self.channels = channels
+        self.layers = counts
+        trust_inputs(self)
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise a ValueError unless ``x`` is (B, *input_size); steps aside while fx traces."""
+        if is_tracing():
+            return
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise TypeError(f"{type(self).__name__} expects a floating-point tensor of shape (B, *{self.input_size})")
+        if tuple(x.shape[1:]) != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape (B, {', '.join(map(str, self.input_size))}), "
+                f"got {tuple(x.shape)}"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Decode ``x`` to (B, out_planes, *out_size).
+
+        Args:
+            x: (B, in_length), or (B, *input_size) with ``in_length=None``.
+
+        Returns:
+            (B, out_planes, *out_size): exactly ``out_size``.
+
+        Raises:
+            ValueError: If ``x`` does not have the shape (B, *input_size).
+        """
+        self.check_input(x)
+        if self.fc is not None:
+            x = self.fc(x).unflatten(1, (self.channels[-1], *self.sizes[-1]))
+        x = self.bottom(x)
+        for stage, size in zip(self.decoder, self.sizes[-2::-1]):
+            x = stage(x, None, size)
+        return self.head(x)
+
+
+class EncoderNet1d(EncoderNet):
+    """`EncoderNet` in 1-D: inputs (B, C, L)."""
+
+    fixed_ndim = 1
+
+
+class EncoderNet2d(EncoderNet):
+    """`EncoderNet` in 2-D: inputs (B, C, H, W)."""
+
+    fixed_ndim = 2
+
+
+class EncoderNet3d(EncoderNet):
+    """`EncoderNet` in 3-D: inputs (B, C, D, H, W)."""
+
+    fixed_ndim = 3
+
+
+class DecoderNet1d(DecoderNet):
+    """`DecoderNet` in 1-D: outputs (B, C, L)."""
+
+    fixed_ndim = 1
+
+
+class DecoderNet2d(DecoderNet):
+    """`DecoderNet` in 2-D: outputs (B, C, H, W)."""
+
+    fixed_ndim = 2
+
+
+class DecoderNet3d(DecoderNet):
+    """`DecoderNet` in 3-D: outputs (B, C, D, H, W)."""
+
+    fixed_ndim = 3
