@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -30,10 +31,30 @@ from .checks import (
 )
 from .layers import LayerSpec, in_place, is_null, make_activator, make_normalizer, torch_layer
 
-__all__ = ["ConvModern", "ConvModern1d", "ConvModern2d", "ConvModern3d", "Layers", "NormAct", "Upsample", "norm_act"]
+__all__ = [
+    "ConvModern", "ConvModern1d", "ConvModern2d", "ConvModern3d", "Layers", "NormAct", "Upsample", "norm_act", "resample",
+]
 
 MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 """Interpolation mode of `Upsample` by number of spatial dimensions."""
+
+
+def resample(
+    x: Tensor, output_size: Any, size: Any, scale_factor: Any, mode: str | None = None
+) -> Tensor:
+    """Interpolate ``x`` (``align_corners=True``) to ``output_size`` if not None, else to ``size`` or by ``scale_factor``.
+
+    ``mode`` None means linear, bilinear or trilinear by the rank of ``x``. A leaf of ``torch.fx``
+    traces (`torch.fx.wrap`): its choices depend on values that are Proxies while fx traces (an
+    ``output_size`` left at its default, the rank of ``x``), so they are made when the graph runs.
+    """
+    mode = mode or MODES[x.dim() - 2]
+    if output_size is None:
+        return F.interpolate(x, size, scale_factor, mode, align_corners=True)
+    return F.interpolate(x, size=output_size, mode=mode, align_corners=True)
+
+
+torch.fx.wrap("resample")
 
 
 def _per_dimension(name: str, value: Any, ndim: int | None) -> int | tuple[int, ...]:
@@ -87,10 +108,7 @@ class Upsample(nn.Upsample):
 
     def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
         """Up-sample ``x`` to ``output_size`` if given, else to the constructor's size or scale factor."""
-        mode = self.mode if self.ndim is not None else MODES[x.dim() - 2]
-        if output_size is None:
-            return F.interpolate(x, self.size, self.scale_factor, mode, align_corners=True)
-        return F.interpolate(x, size=output_size, mode=mode, align_corners=True)
+        return resample(x, output_size, self.size, self.scale_factor, self.mode if self.ndim is not None else None)
 
 
 def norm_act(
