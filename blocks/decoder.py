@@ -14,29 +14,36 @@ import torch
 from torch import Tensor, nn
 
 from .checks import check_choice
-from .conv import Layers, norm_act
+from .conv import Layers, Upsample, norm_act
 from .encoder import check_odd_kernel
 from .layers import torch_layer
 from .residual import BLOCKS, BlockSpec
 
-__all__ = ["Decoder", "DecoderStage", "make_head"]
+__all__ = ["UPSAMPLES", "Decoder", "DecoderStage", "make_head", "scaled_size"]
+
+UPSAMPLES = ("block", "interpolate")
+"""``upsample`` values: a residual up-scaling block (MDNC) or a plain interpolation (smp)."""
 
 
 class DecoderStage(nn.Module):
     """One decoder level: up-scale to the skip's exact size, concatenate the skip, fuse with blocks.
 
-    ``up`` is a residual block built with ``scaler='up', stride=2`` (``in_planes -> out_planes``),
-    called with the skip's size, so it up-samples to exactly that size in its branch and its
-    shortcut. Then ``torch.cat((up, skip))`` and ``blocks``: ``layers`` blocks, the first from
-    ``out_planes + skip_planes`` to ``out_planes``. With ``skip_planes=0`` there is no skip and the
-    stage up-scales to the ``output_size`` given at call time.
+    With ``upsample='block'`` (MDNC's way), ``up`` is a residual block built with ``scaler='up',
+    stride=2`` (``in_planes -> out_planes``), called with the skip's size, so it up-samples to
+    exactly that size in its branch and its shortcut; then ``torch.cat((up, skip))`` and
+    ``blocks``: ``layers`` blocks, the first from ``out_planes + skip_planes`` to ``out_planes``.
+    With ``upsample='interpolate'`` (smp's lighter way), ``up`` is a plain `Upsample` to the skip's
+    size (no learnable layer, ``in_planes`` channels kept) and the first block reads
+    ``in_planes + skip_planes``. With ``skip_planes=0`` there is no skip and the stage up-scales to
+    the ``output_size`` given at call time.
 
     Args:
         in_planes: Channels of the deeper input.
         skip_planes: Channels of the skip (0 for none).
         out_planes: Channels of the output.
-        layers: Number of blocks after the fusion (0 allowed).
+        layers: Number of blocks after the fusion (0 allowed, when the channels need no change).
         spec: How the blocks are built (type, kernel, normalizer, activator, order, dimension).
+        upsample: ``'block'`` or ``'interpolate'``.
 
     Examples:
         >>> import torch
@@ -52,9 +59,11 @@ class DecoderStage(nn.Module):
         out_planes: int,
         layers: int,
         spec: BlockSpec = BlockSpec(),
+        upsample: str = "block",
     ) -> None:
         super().__init__()
         check_choice("block", spec.block, tuple(BLOCKS))
+        check_choice("upsample", upsample, UPSAMPLES)
         check_odd_kernel(spec.kernel_size, spec.ndim)
         for name, value in (("skip_planes", skip_planes), ("layers", layers)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -62,8 +71,17 @@ class DecoderStage(nn.Module):
         self.in_planes = in_planes
         self.skip_planes = skip_planes
         self.out_planes = out_planes
-        self.up = spec.build(in_planes, out_planes, stride=2, scaler="up")
-        fused = [out_planes + skip_planes] + [out_planes] * (layers - 1)  # input channels of each block
+        if upsample == "block":
+            self.up: nn.Module = spec.build(in_planes, out_planes, stride=2, scaler="up")
+            fused = [out_planes + skip_planes] + [out_planes] * (layers - 1)  # input channels of each block
+        else:
+            if layers == 0 and in_planes != out_planes:
+                raise ValueError(
+                    f"upsample='interpolate' keeps {in_planes} channels, so a stage to {out_planes} channels "
+                    "needs at least one block (layers >= 1)"
+                )
+            self.up = Upsample(scale_factor=2, ndim=spec.ndim)
+            fused = [in_planes + skip_planes] + [out_planes] * (layers - 1)
         self.blocks = nn.Sequential(*(spec.build(planes, out_planes) for planes in fused[:layers]))
 
     def forward(self, x: Tensor, skip: Tensor | None = None, output_size: Sequence[int] | None = None) -> Tensor:
@@ -88,24 +106,34 @@ class DecoderStage(nn.Module):
 class Decoder(nn.ModuleList):
     """The decoder stages, deepest first: each up-scales to its encoder level's size (and fuses it, in a U-Net).
 
-    ``Decoder(channels, layers, ...)`` builds, for levels ``L-2`` down to 0, a `DecoderStage` from
-    ``channels[i + 1]`` to ``channels[i]`` with ``layers[i]`` blocks, then, when the first feature
-    is at reduction ``first_reduction > 1`` (a ResNet's is at 1/2), one skip-less up-scaling stage
-    ``channels[0] -> channels[0]`` to the input's size. With ``fuses=False`` (an auto-encoder) no
-    stage concatenates its level's features: it only up-scales to their size.
+    For levels ``L-2`` down to 0 a `DecoderStage` takes the previous stage's output (at first the
+    deepest map, ``channels[-1]``), fuses ``channels[i]`` and outputs ``widths`` (by default
+    ``channels[i]``, 0.1.0's layout) with ``layers[i]`` blocks. When the first map is at a reduction
+    ``first_reduction > 1`` (a ResNet's is at 1/2), stages without a skip bring the output to the
+    input's size: by default one (an up-scaling block ``channels[0] -> channels[0]``, to exactly the
+    input's size); with ``widths`` given, one per factor of 2 (each up-scaling and ``layers[0]``
+    blocks, at least one), so ``widths`` has one entry per level down to the input's size. With
+    ``fuses=False`` (an auto-encoder) no stage concatenates its level's map: it only takes its size.
 
     Args:
         channels: Channels per level of the encoder.
         layers: Blocks per level after each fusion.
         spec: How the blocks are built (type, kernel, normalizer, activator, order, dimension).
-        first_reduction: Reduction of the encoder's first feature.
-        fuses: Concatenate each level's features (U-Net) or only take their size (auto-encoder).
+        first_reduction: Reduction of the encoder's first map.
+        fuses: Concatenate each level's map (U-Net) or only take its size (auto-encoder).
+        widths: Output channels of each stage, deepest first (smp's ``decoder_channels``), or None.
+        upsample: How each stage up-scales: ``'block'`` or ``'interpolate'`` (see `DecoderStage`).
+
+    Raises:
+        ValueError: If ``widths`` has the wrong length or ``first_reduction`` is not a power of 2.
 
     Examples:
         >>> import torch
         >>> decoder = Decoder((4, 8), (1, 1), BlockSpec(ndim=1))
         >>> decoder([torch.zeros(1, 4, 9), torch.zeros(1, 8, 5)], (9,)).shape
         torch.Size([1, 4, 9])
+        >>> [s.out_planes for s in Decoder((4, 8, 16), (1, 1, 1), first_reduction=4, widths=(12, 6, 3, 2))]
+        [12, 6, 3, 2]
     """
 
     def __init__(
@@ -115,28 +143,68 @@ class Decoder(nn.ModuleList):
         spec: BlockSpec = BlockSpec(),
         first_reduction: int = 1,
         fuses: bool = True,
+        widths: Sequence[int] | None = None,
+        upsample: str = "block",
     ) -> None:
+        check_choice("upsample", upsample, UPSAMPLES)
+        levels = len(channels) - 1
+        if widths is None:
+            widths = [channels[i] for i in reversed(range(levels))] + ([channels[0]] if first_reduction != 1 else [])
+            extra_blocks = 0
+        else:
+            if first_reduction & (first_reduction - 1):
+                raise ValueError(
+                    f"decoder_channels needs an encoder whose first map is at a power-of-2 reduction, got "
+                    f"{first_reduction}"
+                )
+            expected = levels + first_reduction.bit_length() - 1
+            if (
+                isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) != expected
+                or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths)
+            ):
+                raise ValueError(
+                    f"decoder_channels={widths!r} must be {expected} positive ints, one per decoder stage deepest "
+                    f"first: {levels} fusing the encoder's maps and {expected - levels} up to the input's size "
+                    f"(the first map is at 1/{first_reduction})"
+                )
+            extra_blocks = max(1, layers[0])
+        ins = [channels[-1], *widths[:-1]]
         stages = [
-            DecoderStage(channels[i + 1], channels[i] if fuses else 0, channels[i], layers[i], spec)
-            for i in reversed(range(len(channels) - 1))
+            DecoderStage(ins[j], channels[levels - 1 - j] if fuses else 0, widths[j], layers[levels - 1 - j], spec,
+                         upsample)
+            for j in range(levels)
         ]
-        if first_reduction != 1:
-            stages.append(DecoderStage(channels[0], 0, channels[0], 0, spec))
+        stages += [DecoderStage(ins[j], 0, widths[j], extra_blocks, spec, upsample) for j in range(levels, len(widths))]
         super().__init__(stages)
-        self.levels = len(channels) - 1
+        self.levels = levels
         self.fuses = fuses
+        self.out_planes = widths[-1]
 
     def forward(self, features: Sequence[Tensor], output_size: Sequence[int]) -> Tensor:
-        """Decode the encoder's features (shallowest first); ``output_size`` is the input's spatial size."""
+        """Decode the encoder's maps (shallowest first); ``output_size`` is the input's spatial size."""
         x = features[-1]
+        extra = len(self) - self.levels
         for i, stage in enumerate(self):
-            if i >= self.levels:
-                x = stage(x, None, output_size)
+            if i >= self.levels:  # past the skips: halve the remaining factor each time, ending at the input size
+                x = stage(x, None, scaled_size(output_size, 2 ** (len(self) - 1 - i)) if extra > 1 else output_size)
             elif self.fuses:
                 x = stage(x, features[self.levels - 1 - i])
             else:
                 x = stage(x, None, features[self.levels - 1 - i].shape[2:])
         return x
+
+
+def scaled_size(size: Sequence[int], factor: int) -> tuple[int, ...]:
+    """``ceil(n / factor)`` for each side: the size of a map at ``1 / factor`` of an input (a leaf of fx traces).
+
+    Examples:
+        >>> scaled_size((97, 64), 4)
+        (25, 16)
+    """
+    return tuple(-(-n // factor) for n in size)
+
+
+torch.fx.wrap("scaled_size")
 
 
 def make_head(in_planes: int, out_planes: int, spec: BlockSpec) -> Layers:

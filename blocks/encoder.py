@@ -4,8 +4,7 @@ Own encoder: ``stem`` (one unit at the input resolution) and `Encoder`, the list
 ``i`` is at ``1 / 2**i`` of the input (sizes rounded up). The stem stays a separate module at the top
 of each network, so that 0.1.0's state_dict keys (``stem.*``, ``encoder.N.*``) still hold.
 
-An outside backbone (``encoder=``) is read by `backbone_levels`: channels and reductions of its
-feature maps, from its ``feature_info`` (timm's convention).
+An outside backbone (``encoder=``) is read by `blocks.backbones.read_backbone`.
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ from .conv import ConvModern
 from .layers import LayerSpec, check_layer_spec
 from .residual import BLOCKS, BlockSpec
 
-__all__ = ["DEFAULT_CHANNELS", "Encoder", "backbone_in_planes", "backbone_levels", "check_channels", "check_layers",
-           "check_odd_kernel", "family_spec", "make_unet_stem", "same_padding"]
+__all__ = ["DEFAULT_CHANNELS", "Encoder", "check_channels", "check_layers", "check_odd_kernel", "family_spec",
+           "make_unet_stem", "same_padding"]
 
 DEFAULT_CHANNELS = (64, 128, 256, 512, 1024)
 """Channels per level of the default U-Net family."""
@@ -150,53 +149,3 @@ class Encoder(nn.ModuleList):
             x = stage(x)
             features.append(x)
         return features
-
-
-def backbone_levels(encoder: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Read (channels, reductions) per feature from a backbone's ``feature_info`` (timm's convention).
-
-    Raises:
-        ValueError: If ``encoder`` is not an ``nn.Module`` with ``forward_intermediates`` and a
-            ``feature_info`` of at least two dicts with increasing ``'reduction'`` and positive ``'num_chs'``.
-    """
-    expected = (
-        "an nn.Module with forward_intermediates(x, intermediates_only=True) -> list[Tensor] and feature_info, "
-        "a list of dicts with "
-        "'num_chs' and 'reduction' per feature (timm's convention), such as blocks.resnet34(num_classes=None)"
-    )
-    if not isinstance(encoder, nn.Module) or not callable(getattr(encoder, "forward_intermediates", None)):
-        raise ValueError(f"encoder={type(encoder).__name__} must be {expected}")
-    try:
-        info = list(encoder.feature_info)
-        channels = tuple(int(f["num_chs"]) for f in info)
-        reductions = tuple(int(f["reduction"]) for f in info)
-    except (AttributeError, TypeError, KeyError, ValueError) as error:
-        raise ValueError(f"encoder={type(encoder).__name__} must be {expected} ({error!r})") from None
-    if (
-        len(info) < 2
-        or min(channels) < 1
-        or reductions[0] < 1
-        or any(a >= b for a, b in zip(reductions, reductions[1:]))
-    ):
-        raise ValueError(
-            f"encoder={type(encoder).__name__} has feature channels {channels} at reductions {reductions}; "
-            "a U-Net needs at least 2 features with positive channels at increasing reductions"
-        )
-    return channels, reductions
-
-
-def backbone_in_planes(encoder: nn.Module, in_planes: int | None) -> int:
-    """The input channels of a backbone: what it declares (``in_planes``, timm's ``in_chans``), else its first conv's.
-
-    Raises:
-        ValueError: If a given ``in_planes`` disagrees with the backbone's, or neither is known.
-    """
-    declared = getattr(encoder, "in_planes", getattr(encoder, "in_chans", None))
-    if declared is None:
-        first_conv = next((m for m in encoder.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
-        declared = None if first_conv is None else first_conv.in_channels
-    if declared is not None and in_planes is not None and in_planes != declared:
-        raise ValueError(f"in_planes={in_planes} does not match the encoder's {declared} input channels")
-    if declared is None and in_planes is None:
-        raise ValueError(f"encoder={type(encoder).__name__} does not tell its input channels; give in_planes=")
-    return int(declared if declared is not None else in_planes)

@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor, nn
 
-__all__ = ["shape_table", "summary"]
+__all__ = ["shadow_copy", "shape_table", "summary"]
 
 InputSize = Union[Sequence[int], Sequence[Sequence[int]]]
 Device = Union[str, torch.device, None]
@@ -129,7 +129,7 @@ def summary(
 
     try:
         rows, (total, trainable) = _trace(
-            _shadow_copy(model, _META), sizes, input_dtypes, run_batch, batch_size, _META
+            shadow_copy(model, _META), sizes, input_dtypes, run_batch, batch_size, _META
         )
     except (RuntimeError, NotImplementedError) as meta_error:  # meta-specific failures; ValueError etc. propagate
         fallback = _fallback_device(model, device)
@@ -141,7 +141,7 @@ def summary(
         )
         try:
             rows, (total, trainable) = _trace(
-                _shadow_copy(model, fallback), sizes, input_dtypes, run_batch, batch_size, fallback
+                shadow_copy(model, fallback), sizes, input_dtypes, run_batch, batch_size, fallback
             )
         except Exception as error:
             if hasattr(error, "add_note"):  # Python >= 3.11
@@ -215,7 +215,7 @@ def _fallback_device(model: nn.Module, device: Device) -> torch.device:
 # ----------------------------------------------------------------------------------------- tracing
 
 
-def _shadow_copy(model: nn.Module, device: torch.device) -> nn.Module:
+def shadow_copy(model: nn.Module, device: torch.device) -> nn.Module:
     """Deep-copy ``model`` with every parameter, buffer and tensor attribute on ``device``.
 
     The deepcopy memo is pre-filled with the replacement tensors, so deepcopy itself never copies

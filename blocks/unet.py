@@ -53,11 +53,10 @@ from .checks import (
 )
 from .checks import check_input as check_shape
 from .decoder import Decoder, DecoderStage, make_head
+from .backbones import BackboneReader, prune_head, read_backbone
 from .encoder import (
     DEFAULT_CHANNELS,
     Encoder,
-    backbone_in_planes,
-    backbone_levels,
     check_channels,
     check_layers,
     family_spec,
@@ -77,14 +76,14 @@ class UNet(GradCheckpointing, nn.Module):
     ``block`` and ``kernel_size`` reach every block, the stem and the head. `UNet1d`, `UNet2d` and
     `UNet3d` are this class with ``ndim`` fixed.
 
-    With ``encoder=`` a backbone replaces ``stem`` and the own encoder: any ``nn.Module`` with
-    ``forward_features(x) -> list[Tensor]`` and ``feature_info`` (timm's convention; e.g.
-    ``blocks.resnet34(in_planes=1, num_classes=None)``). ``self.encoder`` is then the backbone,
-    ``self.stem`` is None, the levels are its features (``channels`` from their ``'num_chs'``), and,
-    when its first feature is below the input resolution (a ResNet's is at 1/2), a last decoder
-    stage without skip (one up-scaling block, ``channels[0] -> channels[0]``) brings the output to
-    the input's size. ``normalizer``, ``activator``, ``layer_order``, ``block`` and ``kernel_size``
-    then build the decoder and head; the backbone keeps its own.
+    With ``encoder=`` a backbone replaces ``stem`` and the own encoder (e.g.
+    ``blocks.resnet34(in_planes=1, num_classes=None)`` or ``timm.create_model('convnext_atto',
+    features_only=True)``). ``self.encoder`` is then the backbone (its keys stay its own),
+    ``self.stem`` is None, the levels are its maps (``channels`` are their channels), a whole
+    model's classifier is pruned, and, when its first map is below the input resolution (a ResNet's
+    is at 1/2), decoder stages without skip bring the output to the input's size.
+    ``normalizer``, ``activator``, ``layer_order``, ``block`` and ``kernel_size`` then build the
+    decoder and head; the backbone keeps its own.
 
     Args:
         in_planes: Input channels; None means 1 without an encoder and the encoder's own with one
@@ -102,7 +101,15 @@ class UNet(GradCheckpointing, nn.Module):
         normalizer: Normalizer spec, see `blocks.layers`.
         activator: Activator spec, see `blocks.layers`.
         layer_order: ``'new'`` (pre-activation) or ``'old'``.
-        encoder: A backbone to use instead of the own encoder, or None.
+        encoder: A backbone to use instead of the own encoder, or None: any hierarchical backbone
+            (see `blocks.backbones`: timm models and feature extractors, torchvision extractors,
+            blocks' `ResNet` and `EncoderNet`, modules returning a list or dict of maps).
+        decoder_channels: Output channels of each decoder stage, deepest first (smp's name), or None
+            for ``channels[i]`` per level (0.1.0's layout). Given, an encoder whose first map is at
+            1/2**k gets k stages without a skip, so it has one entry per level down to the input's size.
+        upsample: How a decoder stage up-scales: ``'block'`` (a residual block with
+            ``scaler='up'``, MDNC's way) or ``'interpolate'`` (a plain interpolation to the skip's
+            size, no learnable layer, smp's lighter way).
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; with an encoder that has an
             ``ndim``, that one; else 2).
 
@@ -143,6 +150,8 @@ class UNet(GradCheckpointing, nn.Module):
         layer_order: str = "new",
         encoder: nn.Module | None = None,
         *,
+        decoder_channels: Sequence[int] | None = None,
+        upsample: str = "block",
         ndim: int | None = None,
     ) -> None:
         super().__init__()
@@ -161,21 +170,23 @@ class UNet(GradCheckpointing, nn.Module):
             counts = check_layers(layers, len(channels))
             self.stem: nn.Module | None = make_unet_stem(in_planes, channels[0], spec)
             self.encoder = Encoder(channels, counts, spec)
+            self.reader: BackboneReader | None = None
         else:
-            own, reductions = backbone_levels(encoder)
-            if channels is not None and tuple(channels) != own:
-                raise ValueError(
-                    f"channels={channels!r} does not match the encoder's feature channels {own}; "
-                    "leave channels=None when giving encoder="
-                )
             if getattr(encoder, "ndim", ndim) != ndim:
                 raise ValueError(f"encoder={type(encoder).__name__} is {encoder.ndim}-D; this U-Net is {ndim}-D")
-            channels, in_planes = own, backbone_in_planes(encoder, in_planes)
+            self.reader = read_backbone(encoder, in_planes, ndim)
+            if channels is not None and tuple(channels) != self.reader.channels:
+                raise ValueError(
+                    f"channels={channels!r} does not match the encoder's feature channels {self.reader.channels}; "
+                    "leave channels=None when giving encoder="
+                )
+            prune_head(encoder, self.reader)
+            channels, reductions, in_planes = self.reader.channels, self.reader.reductions, self.reader.in_planes
             counts = check_layers(layers, len(channels))
             self.stem = None
             self.encoder = encoder
-        self.decoder = Decoder(channels, counts, spec, first_reduction=reductions[0], fuses=self.skips)
-        self.head = make_head(channels[0], out_planes, spec)
+        self.decoder = Decoder(channels, counts, spec, reductions[0], self.skips, decoder_channels, upsample)
+        self.head = make_head(self.decoder.out_planes, out_planes, spec)
 
         self.in_planes = in_planes
         self.out_planes = out_planes
@@ -234,13 +245,13 @@ class UNet(GradCheckpointing, nn.Module):
     def _encode(self, x: Tensor) -> list[Tensor]:
         """`encode` without the input check."""
         if self.stem is None:
-            features = self.encoder.forward_intermediates(x, intermediates_only=True)
-            if not is_tracing() and (not isinstance(features, (list, tuple)) or len(features) != len(self.channels)):
+            features = self.reader(self.encoder, x)
+            if not is_tracing() and len(features) != len(self.channels):
                 raise ValueError(
-                    f"encoder {type(self.encoder).__name__}.forward_intermediates must return a list of "
-                    f"{len(self.channels)} tensors (one per feature_info entry), got {type(features).__name__}"
+                    f"encoder {type(self.encoder).__name__} returned {len(features)} maps, expected "
+                    f"{len(self.channels)} (one per feature_info entry)"
                 )
-            return list(features)
+            return features
         return self.encoder(self.stem(x))
 
     def decode(self, features: Sequence[Tensor], output_size: Sequence[int]) -> Tensor:

@@ -569,11 +569,12 @@ UNET_CASES = {
         ValueError,
         r"layer_order='pre' is not allowed; use one of \['new', 'old'\]",
     ),
+    "encoder not a module": ({"encoder": "resnet34"}, ValueError, r"encoder=str must be an nn.Module returning feature maps"),
     "encoder without features": (
         {"encoder": nn.Conv2d(1, 4, 3)},
         ValueError,
-        r"encoder=Conv2d must be an nn.Module with forward_intermediates\(x, intermediates_only=True\) -> "
-        r"list\[Tensor\] and feature_info",
+        r"encoder=Conv2d returned Tensor; a U-Net encoder must return a list, tuple or dict of feature maps "
+        r"\(e.g. timm's features_only=True, or torchvision's create_feature_extractor\)",
     ),
 }
 

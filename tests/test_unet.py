@@ -269,7 +269,7 @@ def test_layers_per_level():
         ({"layer_order": "pre"}, r"layer_order='pre' is not allowed; use one of \['new', 'old'\]"),
         ({"in_planes": 0}, r"in_planes=0 must be a positive int"),
         ({"out_planes": -2}, r"out_planes=-2 must be a positive int"),
-        ({"encoder": nn.Conv2d(1, 4, 3)}, r"encoder=Conv2d must be an nn.Module with forward_intermediates"),
+        ({"encoder": nn.Conv2d(1, 4, 3)}, r"encoder=Conv2d returned Tensor; a U-Net encoder must return a list"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -341,18 +341,21 @@ def test_backbone_settings_and_errors():
         UNet2d(encoder=TinyBackbone())(torch.randn(1, 1, 8, 8))
     backbone = TinyBackbone()
     backbone.feature_info = [{"channels": 6}]
-    with pytest.raises(ValueError, match=r"encoder=TinyBackbone must be an nn.Module with forward_intermediates.*'num_chs'"):
+    with pytest.raises(ValueError, match=r"encoder=TinyBackbone has a feature_info that is neither timm's FeatureInfo nor a "
+                                         r"list of dicts with 'num_chs' and 'reduction'"):
         UNet2d(encoder=backbone)
     backbone.feature_info = [{"num_chs": 6, "reduction": 4}, {"num_chs": 10, "reduction": 4}]
-    with pytest.raises(ValueError, match=r"feature channels \(6, 10\) at reductions \(4, 4\); a U-Net needs"):
+    with pytest.raises(ValueError, match=r"feature channels \(6, 10\) at reductions \(4, 4\); a U-Net needs at least 2 "
+                                         r"maps at strictly increasing reductions \(a plain ViT's"):
         UNet2d(encoder=backbone)
 
 
 def test_backbone_returning_a_tensor_is_refused():
     backbone = TinyBackbone()
-    backbone.forward_intermediates = lambda x, intermediates_only: x
-    with pytest.raises(ValueError, match=r"forward_intermediates must return a list of 3 tensors .* got Tensor"):
-        UNet2d(encoder=backbone)(torch.randn(1, 1, 16, 16))
+    model = UNet2d(encoder=backbone)
+    backbone.forward_intermediates = lambda x, intermediates_only: [x]
+    with pytest.raises(ValueError, match=r"encoder TinyBackbone returned 1 maps, expected 3 \(one per feature_info entry\)"):
+        model(torch.randn(1, 1, 16, 16))
 
 
 def test_resnet34_encoder_maps_97_by_131_to_97_by_131():

@@ -1,0 +1,185 @@
+"""The adapter for outside backbones: how the U-Net family reads any hierarchical encoder.
+
+`read_backbone` looks at a backbone once, at construction, and returns a `BackboneReader`: the
+channels and reductions of its maps, its input channels, how to call it and which maps are
+channels-last. The backbone itself stays the network's ``encoder`` module, so its state_dict keys
+are its own (``encoder.*``). Accepted, in this order:
+
+* a model with timm's ``forward_intermediates`` and a ``feature_info`` list of dicts (timm >= 1.0
+  models; blocks' `ResNet` and `EncoderNet`); its classifier and pooling are pruned
+  (``prune_intermediate_layers(prune_head=True)``), so every parameter left gets a gradient;
+* a timm feature extractor (``features_only=True``): ``feature_info.channels()`` /
+  ``.reduction()``, NHWC known from its ``output_fmt``;
+* any module whose ``forward`` returns a list, tuple or dict of maps (torchvision's
+  ``create_feature_extractor`` and ``IntermediateLayerGetter``): channels and reductions from one
+  dry run on the ``meta`` device (no arithmetic, no copy of the weights), NHWC from the shapes.
+
+Maps must be at strictly increasing reductions (a plain ViT's are all at 1/16: refused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .summary import shadow_copy
+
+__all__ = ["BackboneReader", "prune_head", "read_backbone"]
+
+DRY_RUN_SIZE = {1: 1024, 2: 224, 3: 64}
+"""Spatial size (per side) of the meta dry run that measures a backbone without a description."""
+
+
+@dataclass(frozen=True)
+class BackboneReader:
+    """How to get the maps of one backbone, channels-first, shallowest first.
+
+    Attributes:
+        channels: Channels of each map.
+        reductions: Input size / map size, per side, of each map.
+        in_planes: Input channels of the backbone.
+        call: ``'intermediates'`` (``forward_intermediates(x, intermediates_only=True)``) or
+            ``'forward'`` (``forward(x)``, a list, tuple or dict of maps).
+        channels_last: For each map, whether it comes as (B, *spatial, C) and is permuted.
+    """
+
+    channels: tuple[int, ...]
+    reductions: tuple[int, ...]
+    in_planes: int
+    call: str
+    channels_last: tuple[bool, ...]
+
+    def __call__(self, backbone: nn.Module, x: Tensor) -> list[Tensor]:
+        """The backbone's maps for ``x``, each (B, C, *spatial)."""
+        if self.call == "intermediates":
+            maps = backbone.forward_intermediates(x, intermediates_only=True)
+        else:
+            maps = backbone(x)
+        maps = list(maps.values()) if isinstance(maps, Mapping) else list(maps)
+        return [m.movedim(-1, 1) if last else m for m, last in zip(maps, self.channels_last)]
+
+
+def _format(backbone: nn.Module) -> str | None:
+    """The backbone's declared layout (timm's ``output_fmt``: ``'NCHW'`` or ``'NHWC'``), or None."""
+    fmt = getattr(backbone, "output_fmt", None)
+    return None if fmt is None else str(getattr(fmt, "value", fmt))
+
+
+def _declared_in_planes(backbone: nn.Module) -> int | None:
+    """Input channels the backbone declares (``in_planes``, timm's ``in_chans``), else its first conv's."""
+    declared = getattr(backbone, "in_planes", getattr(backbone, "in_chans", None))
+    if declared is None:
+        conv = next((m for m in backbone.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+        declared = None if conv is None else conv.in_channels
+    return None if declared is None else int(declared)
+
+
+def _in_planes(backbone: nn.Module, in_planes: int | None) -> int:
+    """The backbone's input channels: declared, else its first conv's, else the given ``in_planes``.
+
+    Raises:
+        ValueError: If a given ``in_planes`` disagrees with the backbone's, or neither is known.
+    """
+    declared = _declared_in_planes(backbone)
+    if declared is not None and in_planes is not None and in_planes != declared:
+        raise ValueError(f"in_planes={in_planes} does not match the encoder's {declared} input channels")
+    if declared is None and in_planes is None:
+        raise ValueError(f"encoder={type(backbone).__name__} does not tell its input channels; give in_planes=")
+    return declared if declared is not None else in_planes
+
+
+def _described(backbone: nn.Module) -> tuple[list[int], list[int]] | None:
+    """(channels, reductions) from the backbone's own ``feature_info``, or None when it has none."""
+    info = getattr(backbone, "feature_info", None)
+    if info is None:
+        return None
+    if callable(getattr(info, "channels", None)) and callable(getattr(info, "reduction", None)):
+        return list(info.channels()), list(info.reduction())  # timm's FeatureInfo
+    try:
+        return [int(f["num_chs"]) for f in info], [int(f["reduction"]) for f in info]
+    except (TypeError, KeyError, ValueError) as error:
+        raise ValueError(
+            f"encoder={type(backbone).__name__} has a feature_info that is neither timm's FeatureInfo nor a "
+            f"list of dicts with 'num_chs' and 'reduction' ({error!r})"
+        ) from None
+
+
+def _dry_run(backbone: nn.Module, call: str, in_planes: int, ndim: int) -> list[Tensor]:
+    """The backbone's outputs for one input on the ``meta`` device (shapes only; the backbone is untouched)."""
+    shadow = shadow_copy(backbone, torch.device("meta")).eval()
+    x = torch.empty(1, in_planes, *(DRY_RUN_SIZE[ndim],) * ndim, device="meta")
+    with torch.no_grad():
+        maps = shadow.forward_intermediates(x, intermediates_only=True) if call == "intermediates" else shadow(x)
+    if isinstance(maps, Mapping):
+        maps = list(maps.values())
+    if not isinstance(maps, (list, tuple)) or not all(isinstance(m, Tensor) for m in maps):
+        raise ValueError(
+            f"encoder={type(backbone).__name__} returned {type(maps).__name__}; a U-Net encoder must return a "
+            "list, tuple or dict of feature maps (e.g. timm's features_only=True, or torchvision's "
+            "create_feature_extractor)"
+        )
+    return list(maps)
+
+
+def read_backbone(backbone: Any, in_planes: int | None, ndim: int) -> BackboneReader:
+    """Read a backbone's maps, input channels and call once; see the module docstring for what is accepted.
+
+    Args:
+        backbone: The encoder given to a network.
+        in_planes: The network's given ``in_planes``, or None.
+        ndim: The network's spatial dimensions.
+
+    Returns:
+        The reader.
+
+    Raises:
+        ValueError: If ``backbone`` is not a module with maps at increasing reductions, or its input
+            channels are unknown or disagree with ``in_planes``.
+    """
+    if not isinstance(backbone, nn.Module):
+        raise ValueError(f"encoder={type(backbone).__name__} must be an nn.Module returning feature maps")
+    call = "intermediates" if callable(getattr(backbone, "forward_intermediates", None)) else "forward"
+    planes = _in_planes(backbone, in_planes)
+    described = _described(backbone)
+    fmt = _format(backbone)
+    if described is not None and (call == "intermediates" or fmt is not None):
+        channels, reductions = described  # forward_intermediates gives channels-first maps by default
+        channels_last = (call == "forward" and fmt == "NHWC",) * len(channels)
+    else:
+        maps = _dry_run(backbone, call, planes, ndim)
+        if any(m.dim() != ndim + 2 for m in maps):
+            raise ValueError(
+                f"encoder={type(backbone).__name__} returned maps of shapes {[tuple(m.shape) for m in maps]}; "
+                f"a {ndim}-D U-Net needs (B, C, *{ndim} sizes) or channels-last maps"
+            )
+        if described is not None:
+            channels, reductions = described
+            channels_last = tuple(m.shape[1] != c and m.shape[-1] == c for m, c in zip(maps, channels))
+        else:  # channels-last only if the last axis cannot be a side of the map and axis 1 can
+            size = DRY_RUN_SIZE[ndim]
+            channels_last = tuple(not _is_side(m.shape[-1], size) and _is_side(m.shape[1], size) for m in maps)
+            channels = [int(m.shape[-1] if last else m.shape[1]) for m, last in zip(maps, channels_last)]
+            reductions = [round(size / int(m.shape[-2] if last else m.shape[-1])) for m, last in zip(maps, channels_last)]
+    if len(channels) < 2 or min(channels) < 1 or any(a >= b for a, b in zip(reductions, reductions[1:])):
+        raise ValueError(
+            f"encoder={type(backbone).__name__} has feature channels {tuple(channels)} at reductions "
+            f"{tuple(reductions)}; a U-Net needs at least 2 maps at strictly increasing reductions (a plain ViT's "
+            "maps are all at one reduction: use a hierarchical backbone such as a ResNet, ConvNeXt or Swin)"
+        )
+    return BackboneReader(tuple(channels), tuple(reductions), planes, call, tuple(channels_last))
+
+
+def _is_side(n: int, size: int) -> bool:
+    """True if ``n`` can be a side of a map of an input of side ``size``: ``size / n`` is a power of two."""
+    ratio = size / n
+    return ratio >= 1 and float(ratio).is_integer() and (int(ratio) & (int(ratio) - 1)) == 0
+
+
+def prune_head(backbone: nn.Module, reader: BackboneReader) -> None:
+    """Drop a whole model's classifier and pooling, keeping every map (timm's ``prune_intermediate_layers``)."""
+    if reader.call == "intermediates" and callable(getattr(backbone, "prune_intermediate_layers", None)):
+        backbone.prune_intermediate_layers(len(reader.channels), prune_norm=False, prune_head=True)
