@@ -90,6 +90,9 @@ def named_entry(
         input_sizes: The default input per dimension.
         positional: How many of the defaults the description shows by value.
         notes: Text after the description, per dimension.
+
+    Returns:
+        The entry, building ``generic``'s named class of the dimension asked for.
     """
 
     def build(ndim: int = 2, **kwargs: Any) -> nn.Module:
@@ -103,7 +106,7 @@ def named_entry(
 
 
 def resnet_entry(build: Callable[..., nn.Module]) -> ModelEntry:
-    """The entry of a ResNet preset, which takes ``ndim=`` itself; 224² RGB images, 16×112² clips, 4096-long signals."""
+    """The entry of a ResNet preset (it takes ``ndim=`` itself): 224² RGB images, 16×112² clips, 4096-long signals."""
     layers, block = ARCHS[build.__name__]
     description = f"ResNet{tuple(layers)}, {block} blocks"
     return ModelEntry(
@@ -135,7 +138,7 @@ MODELS: dict[str, ModelEntry] = {
     ),
     **{build.__name__: resnet_entry(build) for build in (resnet18, resnet34, resnet50, resnet101, resnet152)},
 }
-"""Models by command-line name; ``--ndim`` picks the dimension, ``--set key=value`` overrides their keyword arguments."""
+"""Models by command-line name; ``--ndim`` picks the dimension, ``--set key=value`` overrides keyword arguments."""
 
 DEFAULT_MODEL = "unet"
 """What ``python -m blocks`` with no arguments summarizes (in 2-D)."""
@@ -177,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--batch", type=int, default=-1, help="batch size shown in the table (default: -1)")
     show.add_argument("--set", type=_parse_set, action="append", default=[], metavar="KEY=VALUE",
                       help="keyword argument for the model, e.g. --set normalizer=batch (repeatable)")
+    show.set_defaults(parser=show)  # errors found after parsing show the usage of `summary`
     return parser
 
 
@@ -258,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run_summary(args.name, args.input, args.batch, ndim=args.ndim, **dict(args.set))
     except (ValueError, TypeError) as error:
-        parser.error(str(error))
+        args.parser.error(str(error))
     return 0
 
 

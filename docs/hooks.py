@@ -209,7 +209,7 @@ def meta_forward(model: nn.Module, input_size: Sequence[int], hooked: Sequence[n
 
 @directive
 def summary(model: str, input_size: Sequence[int], batch_size: int = -1) -> str:
-    """The ``blocks.summary`` table of ``model`` for one input of ``input_size`` (C, H, W)."""
+    """The ``blocks.summary`` table of ``model`` for one input of ``input_size`` (C, *spatial)."""
     batch = "" if batch_size == -1 else f", batch_size={batch_size}"
     text = printed(blocks.summary, build(model), tuple(input_size), batch_size=batch_size)
     return fence(text, title=f"blocks.summary({model}, {tuple(input_size)}{batch})")
@@ -237,10 +237,12 @@ def registry(kind: str) -> str:
         raise DirectiveError(f"registered {kind}s without a line in blocks.layers' docs table: {missing}")
     rows = []
     for name in names:
-        layer = make(name, 16)
-        built = code(type(layer).__name__) if layer is not None else "none"
-        rows.append([code(repr(name)), notes[name], built, f"{count(layer):,}" if layer is not None else "0"])
-    return table([f"{kind}=", "builds", "class", "parameters at 16 channels"], rows, "lllr")
+        built = [make(name, 16, ndim) for ndim in (1, 2, 3)]
+        classes = list(dict.fromkeys(type(layer).__name__ for layer in built if layer is not None))
+        layer = built[1]  # 2-D; the parameters do not depend on the dimension
+        rows.append([code(repr(name)), notes[name], " / ".join(map(code, classes)) or "none",
+                     f"{count(layer):,}" if layer is not None else "0"])
+    return table([f"{kind}=", "builds", "class (1-D / 2-D / 3-D)", "parameters at 16 channels"], rows, "lllr")
 
 
 @directive
@@ -335,34 +337,40 @@ def unet(model: str, input_size: Sequence[int]) -> str:
 
 @directive
 def features(model: str, input_size: Sequence[int]) -> str:
-    """``forward_features`` shapes of ``model`` beside its ``feature_info`` (they must agree)."""
+    """``forward_intermediates`` shapes of ``model`` beside its ``feature_info`` (they must agree)."""
     net = build(model)
     with torch.no_grad():
-        maps = net.forward_features(torch.empty(tuple(input_size), device="meta"))
+        maps = net.forward_intermediates(torch.empty(tuple(input_size), device="meta"), intermediates_only=True)
     info = list(net.feature_info)
     if len(info) != len(maps):
-        raise DirectiveError(f"feature_info has {len(info)} entries but forward_features gave {len(maps)} maps")
+        raise DirectiveError(f"feature_info has {len(info)} entries but forward_intermediates gave {len(maps)} maps")
     rows = []
     for index, (entry, tensor) in enumerate(zip(info, maps)):
         channels, reduction = entry["num_chs"], entry["reduction"]
-        if tensor.shape[1] != channels or -(-input_size[-1] // reduction) != tensor.shape[-1]:
+        if tensor.shape[1] != channels or [-(-n // reduction) for n in input_size[2:]] != list(tensor.shape[2:]):
             raise DirectiveError(f"feature {index}: feature_info says {entry} but the map is {list(tensor.shape)}")
         rows.append([index, code(str(entry.get("module", ""))), channels, reduction, code(shape_text(tensor.shape))])
     return table(["feature", "module", "channels", "reduction", "shape"], rows, "rlrrl")
 
 
 @directive
-def cli(argv: str) -> str:
-    """What ``python -m blocks <argv>`` prints, run in-process (help text wrapped at 72 columns)."""
+def cli(argv: str, status: int = 0) -> str:
+    """What ``python -m blocks <argv>`` prints, run in-process (help text wrapped at 72 columns).
+
+    ``status`` is the exit status it must end with: 2 shows a usage error (what it printed to stderr).
+    """
     from blocks.__main__ import main
 
     buffer = io.StringIO()
-    with unittest.mock.patch.dict(os.environ, {"COLUMNS": "72"}), contextlib.redirect_stdout(buffer):
+    code = 0
+    with (unittest.mock.patch.dict(os.environ, {"COLUMNS": "72"}), contextlib.redirect_stdout(buffer),
+          contextlib.redirect_stderr(buffer)):
         try:
             main(shlex.split(argv))
         except SystemExit as done:  # argparse exits after --help, and on bad arguments
-            if done.code not in (0, None):
-                raise DirectiveError(f"python -m blocks {argv} exited with status {done.code}") from None
+            code = done.code or 0
+    if code != status:
+        raise DirectiveError(f"python -m blocks {argv} exited with status {code}, expected {status}")
     return fence(f"$ python -m blocks {argv}".rstrip() + "\n" + buffer.getvalue(), "console")
 
 
@@ -371,6 +379,16 @@ def readme_command(index: int) -> str:
     """The ``index``-th ``bash`` block of the README (0: the main job, 1: the tests), verbatim."""
     commands = re.findall(r"```bash\n(.+?)\n```", (DOCS.parent / "README.md").read_text(), re.DOTALL)
     return fence(commands[index], "bash")
+
+
+@directive
+def include(path: str) -> str:
+    """The Markdown file ``path`` of the repository (e.g. ``CHANGELOG.md``), verbatim: its own title is the page's."""
+    root = DOCS.parent.resolve()
+    source = (root / path).resolve()
+    if root not in source.parents or source.suffix != ".md":
+        raise DirectiveError(f"include() takes a Markdown file of the repository, got {path!r}")
+    return source.read_text(encoding="utf-8")
 
 
 @directive
@@ -446,19 +464,29 @@ def caption(model: str, input_size: Sequence[int]) -> str:
 # -------------------------------------------------------------------- reading modules for diagrams
 
 
-def pair_text(value: Sequence[Any]) -> str:
-    """``2`` for (2, 2), ``(1, 2)`` otherwise; floats that are whole print as ints."""
-    values = [int(v) if float(v).is_integer() else v for v in value]
+def pair_text(value: float | Sequence[float]) -> str:
+    """One value per dimension as a diagram prints it: ``2`` for 2, (2, 2) or (2, 2, 2), else ``(1, 2)``.
+
+    Floats that are whole print as ints; a single number stands for every dimension.
+    """
+    values = [int(v) if float(v).is_integer() else v for v in (value if isinstance(value, Sequence) else [value])]
     return str(values[0]) if len(set(values)) == 1 else f"({', '.join(map(str, values))})"
 
 
+CONVS = nn.modules.conv._ConvNd
+"""Every convolution, in any dimension (``nn.Conv1d``, ``nn.Conv2d``, ``nn.Conv3d``)."""
+
+NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+"""Every normalization, in any dimension (batch and instance norms share ``_NormBase``)."""
+
+
 def kind_of(layer: nn.Module) -> str:
-    """The colour class of a layer."""
-    if isinstance(layer, nn.Conv2d):
+    """The colour class of a layer, in any dimension."""
+    if isinstance(layer, CONVS):
         return "conv"
     if isinstance(layer, nn.Upsample):
         return "up"
-    if isinstance(layer, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)):
+    if isinstance(layer, NORMS):
         return "norm"
     if type(layer).__module__ == "torch.nn.modules.activation":
         return "act"
@@ -467,12 +495,18 @@ def kind_of(layer: nn.Module) -> str:
 
 def layer_box(layer: nn.Module, outputs: dict[int, Any]) -> Box:
     """The box of one leaf layer: what it is, its output shape (per sample) and its parameters."""
-    if isinstance(layer, nn.Conv2d):
-        label = f"Conv2d {'×'.join(map(str, layer.kernel_size))}, {layer.in_channels}→{layer.out_channels}"
-        label += f", stride {pair_text(layer.stride)}" if layer.stride != (1, 1) else ""
+    if isinstance(layer, CONVS):
+        sizes = layer.kernel_size
+        kernel = f"{sizes[0]}-wide" if len(sizes) == 1 else "×".join(map(str, sizes))
+        label = f"{type(layer).__name__} {kernel}, {layer.in_channels}→{layer.out_channels}"
+        label += f", stride {pair_text(layer.stride)}" if any(s != 1 for s in layer.stride) else ""
         label += ", bias" if layer.bias is not None else ""
     elif isinstance(layer, nn.Upsample):
-        label = f"Upsample to {tuple(layer.size)}" if layer.size else f"Upsample ×{pair_text(layer.scale_factor)}"
+        size = layer.size
+        if size:
+            label = f"Upsample to {tuple(size) if isinstance(size, Sequence) else (size,)}"
+        else:
+            label = f"Upsample ×{pair_text(layer.scale_factor)}"
     else:
         label = type(layer).__name__
     shape = "×".join(map(str, outputs[id(layer)].shape[1:]))
@@ -482,7 +516,7 @@ def layer_box(layer: nn.Module, outputs: dict[int, Any]) -> Box:
 
 
 def describe(model: nn.Module, input_size: Sequence[int]) -> Diagram:
-    """Read a unit (``ConvModern2d``) or a residual block (``branch``, ``shortcut``, ``activation``)."""
+    """Read a unit (``ConvModern2d``, any dimension) or a residual block (``branch``, ``shortcut``, ``activation``)."""
     leaves = [m for m in model.modules() if not list(m.children())]
     result, outputs = meta_forward(model, (1, *input_size), leaves)
 

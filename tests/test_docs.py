@@ -118,7 +118,9 @@ def test_registry_table_refuses_a_name_without_a_description():
         del layers.ACTIVATORS["tanh-for-test"]
 
 
-@pytest.mark.parametrize("name", ["ConvModern2d", "BlockPlain2d", "BlockBottleneck2d", "ResNet", "UNet2d"])
+@pytest.mark.parametrize(
+    "name", ["ConvModern2d", "BlockPlain2d", "BlockBottleneck2d", "ResNet", "UNet2d", "BlockPlain", "UNet3d"]
+)
 def test_arguments_table_lists_the_signature_in_order(name):
     import inspect
 
@@ -128,6 +130,14 @@ def test_arguments_table_lists_the_signature_in_order(name):
     for row, parameter in zip(rows, parameters):
         default = "required" if parameter.default is parameter.empty else f"`{parameter.default!r}`"
         assert row[2] == default and row[3]
+
+
+@pytest.mark.parametrize("name", ["ConvModern", "BlockPlain", "BlockBottleneck", "UNet"])
+def test_arguments_table_of_the_1d_and_3d_classes_is_the_generic_ones(name):
+    generic = table_rows(hooks.run(f"arguments({name!r})"))
+    assert generic[-1][0] == "`ndim` *(keyword-only)*"
+    for ndim in (1, 2, 3):
+        assert table_rows(hooks.run(f"arguments('{name}{ndim}d')")) == generic
 
 
 def test_docstring_args_reads_continuations_and_stops_at_the_next_section():
@@ -160,6 +170,45 @@ def test_diagram_of_an_up_scaling_block_and_of_an_identity_shortcut():
     assert "shortcut: identity" in identity and "shortcut: projection" not in identity
     unit = hooks.run('diagram(["ConvModern2d(16, 32)"], (16, 8, 8))')
     assert "shortcut" not in unit and leaf_labels(unit) == ["InstanceNorm2d", "PReLU", "Conv2d 3×3, 16→32"]
+
+
+def boxes(svg: str) -> list[tuple[str, str]]:
+    """(colour, label) of each layer box of a diagram."""
+    return re.findall(r'fill="(#\w+)" fill-opacity="0.16"[^>]*/><text[^>]*class="label">([^<]*)</text>', svg)
+
+
+def test_diagram_reads_and_colours_the_layers_of_a_3d_block():
+    svg = hooks.run('diagram(["BlockPlain3d(8, 16, stride=2)"], (8, 16, 16, 16))')
+    norm, act, conv = (sys.modules["drawing"].COLORS[kind] for kind in ("norm", "act", "conv"))
+    assert boxes(svg) == [
+        (norm, "InstanceNorm3d"), (act, "PReLU"), (conv, "Conv3d 3×3×3, 8→8"),
+        (norm, "InstanceNorm3d"), (act, "PReLU"), (conv, "Conv3d 3×3×3, 8→16, stride 2"),
+        (conv, "Conv3d 1×1×1, 8→16, stride 2"), (norm, "InstanceNorm3d"),
+    ]
+    assert "input 8×16×16×16" in svg and "output 16×8×8×8" in svg and "out 16×8×8×8 · 3,456 params" in svg
+
+
+def test_diagram_of_a_1d_up_scaling_block():
+    svg = hooks.run("diagram([\"BlockBottleneck1d(16, 8, stride=2, scaler='up', output_size=255)\"], (16, 128))")
+    assert [label for _, label in boxes(svg)] == [
+        "InstanceNorm1d", "PReLU", "Conv1d 1-wide, 16→16",
+        "InstanceNorm1d", "PReLU", "Upsample to (255,)", "Conv1d 3-wide, 16→16",
+        "InstanceNorm1d", "PReLU", "Conv1d 1-wide, 16→8",
+        "Upsample to (255,)", "Conv1d 1-wide, 16→8", "InstanceNorm1d",
+    ]
+    assert "output 8×255" in svg
+
+
+@pytest.mark.parametrize(("value", "text"), [(2.0, "2"), ((2, 2, 2), "2"), ((1, 1, 2), "(1, 1, 2)"), ((1.5,), "1.5")])
+def test_pair_text_takes_one_value_or_one_per_dimension(value, text):
+    assert hooks.pair_text(value) == text
+
+
+def test_registry_class_column_names_the_layer_of_each_dimension():
+    rows = {row[0]: row[2] for row in table_rows(hooks.run("registry('normalizer')"))}
+    assert rows["`'batch'`"] == "`BatchNorm1d` / `BatchNorm2d` / `BatchNorm3d`"
+    assert rows["`'pinst'`"] == "`InstanceNorm1d` / `InstanceNorm2d` / `InstanceNorm3d`"
+    assert rows["`'group'`"] == "`GroupNorm`" and rows["`'null'`"] == "none"
 
 
 def test_sizes_table_shows_that_255_and_256_both_go_to_128():
@@ -205,6 +254,47 @@ def test_unet_table_is_what_the_unet_computes():
     assert shapes["`head`"] == f"`{list(output.shape)}`" == "`[4, 2, 512, 512]`"
 
 
+UNET3D = "UNet3d(in_planes=1, out_planes=2, channels=(16, 32, 64, 128))"
+
+
+@pytest.mark.parametrize(
+    ("model", "input_size", "decoded"),
+    [
+        (UNET3D, (1, 1, 64, 64, 64), ["[1, 64, 16, 16, 16]", "[1, 32, 32, 32, 32]", "[1, 16, 64, 64, 64]"]),
+        (UNET3D.replace("3d", "1d"), (4, 1, 3000), ["[4, 64, 750]", "[4, 32, 1500]", "[4, 16, 3000]"]),
+    ],
+)
+def test_unet_table_in_1d_and_3d_is_what_the_unet_computes(model, input_size, decoded):
+    shapes = {row[0]: row[-1] for row in table_rows(hooks.run(f"unet({model!r}, {input_size})"))}
+    with torch.device("meta"):
+        net = hooks.build(model)
+        encoded = net.encode(torch.empty(input_size))
+    assert [shapes[f"`encoder[{i}]`"] for i in range(4)] == [f"`{list(f.shape)}`" for f in encoded]
+    assert [shapes[f"`decoder[{i}]`"] for i in range(3)] == [f"`{shape}`" for shape in decoded]
+    assert shapes["`head`"] == f"`{[input_size[0], 2, *input_size[2:]]}`"
+    assert shapes["`stem`"] == f"`{[input_size[0], 16, *input_size[2:]]}`"
+
+
+def test_unet_diagram_in_3d():
+    svg = hooks.run(f"unet_diagram({UNET3D!r}, (1, 1, 64, 64, 64))")
+    assert svg.count('class="edge skip"') == 3
+    assert "input 1×64×64×64" in svg and "output 2×64×64×64" in svg and "out 128×8×8×8" in svg
+
+
+@pytest.mark.parametrize(
+    ("model", "input_size", "shapes"),
+    [
+        ("resnet18(ndim=1)", (1, 3, 4096), [[64, 2048], [64, 1024], [128, 512], [256, 256], [512, 128]]),
+        ("resnet50(ndim=3)", (1, 3, 16, 112, 112),
+         [[64, 8, 56, 56], [256, 4, 28, 28], [512, 2, 14, 14], [1024, 1, 7, 7], [2048, 1, 4, 4]]),
+    ],
+)
+def test_features_table_in_1d_and_3d(model, input_size, shapes):
+    rows = table_rows(hooks.run(f"features({model!r}, {input_size})"))
+    assert [row[-1] for row in rows] == [f"`{[1, *shape]}`" for shape in shapes]
+    assert [row[3] for row in rows] == ["2", "4", "8", "16", "32"]
+
+
 def test_unet_diagram_has_a_box_per_stage_and_a_skip_per_inner_level():
     svg = hooks.run('unet_diagram("UNet2d(in_planes=1, out_planes=2)", (4, 1, 512, 512))')
     rows = {label: float(y) for y, label in re.findall(r'y="([\d.]+)" class="label">((?:en|de)coder\[\d\])<', svg)}
@@ -219,6 +309,31 @@ def test_cli_directive_prints_what_the_command_line_prints(capsys):
 
     main(["list"])
     assert fenced(hooks.run('cli("list")')) == "$ python -m blocks list\n" + capsys.readouterr().out.rstrip()
+
+
+def test_cli_directive_shows_a_usage_error_only_when_asked_to():
+    argv = "summary unet --ndim 3 --input 1 64 64"
+    shown = fenced(hooks.run(f"cli({argv!r}, status=2)"))
+    assert shown.splitlines()[0] == f"$ python -m blocks {argv}"
+    error = "blocks summary: error: --input takes 4 ints with --ndim 3 (C D H W), got 3: 1 64 64"
+    assert shown.splitlines()[-1] == error
+    with pytest.raises(hooks.DirectiveError, match="exited with status 2, expected 0"):
+        hooks.run(f"cli({argv!r})")
+    with pytest.raises(hooks.DirectiveError, match="exited with status 0, expected 2"):
+        hooks.run("cli('list', status=2)")
+
+
+def test_include_gives_a_markdown_file_of_the_repository_verbatim():
+    assert hooks.run("include('CHANGELOG.md')") == (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    for path in ["../CHANGELOG.md", "pyproject.toml", "/etc/passwd"]:
+        with pytest.raises(hooks.DirectiveError, match="a Markdown file of the repository"):
+            hooks.run(f"include({path!r})")
+
+
+def test_every_page_is_in_the_nav():
+    nav = set(re.findall(r"^ +- (?:[^:\n]+: )?(\S+\.md)$", (ROOT / "mkdocs.yml").read_text(), re.MULTILINE))
+    assert nav == {page.name for page in DOCS.glob("*.md")}
+    assert "changelog.md" in nav
 
 
 def test_api_has_one_entry_per_public_name():
@@ -317,6 +432,64 @@ def test_site_pages_have_diagrams_and_tables(page):
     raw = (Path(SITE) / page).read_text(encoding="utf-8")
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="gen-svg"' in raw
     assert "<table>" in raw or "<code>" in raw
+
+
+@needs_site
+@pytest.mark.parametrize(
+    ("page", "model", "input_size"),
+    [
+        ("conv.html", "ConvModern1d(16, 8, stride=2, scaler='up')", (16, 128)),
+        ("plain.html", "BlockPlain3d(8, 16, stride=2)", (8, 16, 16, 16)),
+        ("bottleneck.html", "BlockBottleneck1d(16, 32, stride=2)", (16, 255)),
+    ],
+)
+def test_site_block_pages_show_a_1d_or_3d_summary(page, model, input_size):
+    text = site_text(page)
+    assert "In 1-D and 3-D" in text
+    table = printed_summary(hooks.build(model, "cpu"), input_size)
+    assert re.search(r"(Conv|InstanceNorm)[13]d-1 ", table)
+    for line in table.splitlines():
+        assert line in text, line
+
+
+@needs_site
+def test_site_shows_3d_and_1d_networks():
+    names = ["plain.html", "unet.html", "resnet.html", "layers.html", "summary.html"]
+    pages = {page: site_text(page) for page in names}
+    assert "Conv3d 3×3×3, 8→16, stride 2" in pages["plain.html"]  # the 3-D diagram
+    unet = pages["unet.html"]
+    assert "InstanceNorm3d → PReLU → Conv3d" in unet and "[1, 2, 64, 64, 64]" in unet
+    assert "output 2×64×64×64" in unet  # the 3-D diagram
+    assert "[4, 2, 3000]" in unet and "[4, 128, 375]" in unet
+    assert "[1, 2048, 1, 4, 4]" in pages["resnet.html"] and "[1, 512, 128]" in pages["resnet.html"]
+    with torch.device("meta"):
+        assert f"{sum(p.numel() for p in blocks.resnet50(ndim=3).parameters()):,}" in pages["resnet.html"]
+    assert "BatchNorm1d / BatchNorm2d / BatchNorm3d" in pages["layers.html"]
+    assert "BlockPlain3d: BatchNorm3d -> PReLU -> Conv3d" in pages["layers.html"]
+    assert "error: --input takes 4 ints with --ndim 3 (C D H W), got 3: 1 64 64" in pages["summary.html"]
+    assert re.search(r"Conv3d-1 +\[-1, 64, 64, 64, 64\] +1,792", pages["summary.html"])
+
+
+@needs_site
+def test_site_changelog_page_is_the_changelog_and_in_the_nav():
+    text = " ".join(site_text("changelog.html").split())
+    for line in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8").splitlines():
+        words = re.sub(r"^#+ |^- |`", "", line.strip())
+        assert " ".join(words.split()) in text, line
+    assert 'href="changelog.html"' in (Path(SITE) / "index.html").read_text(encoding="utf-8")
+
+
+@needs_site
+def test_site_api_links_each_named_class_to_its_generic_class():
+    raw = (Path(SITE) / "api.html").read_text(encoding="utf-8")
+    named = [name for name in blocks.__all__ if getattr(getattr(blocks, name), "fixed_ndim", None)]
+    assert {"ConvModern1d", "BlockPlain3d", "BlockBottleneck1d", "UNet3d"} <= set(named)
+    for name in named:
+        cls = getattr(blocks, name)
+        generic = cls.__mro__[1]
+        entry = raw[raw.index(f'id="{cls.__module__}.{name}"'):]
+        bases = re.search(r"Bases: (.*?)</p>", entry, re.DOTALL)[1]
+        assert f'href="#{generic.__module__}.{generic.__name__}"' in bases, name
 
 
 @needs_site

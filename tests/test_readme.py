@@ -25,3 +25,17 @@ def test_readme_usage_example_runs(capsys):
     (example,) = re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.DOTALL)
     exec(compile(example, "README.md", "exec"), {})
     assert "Total params: 3,792" in capsys.readouterr().out
+
+
+def test_readme_command_line_examples_run(capsys):
+    import shlex
+
+    from blocks.__main__ import main
+
+    bash_blocks = re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text(), re.DOTALL)
+    block = next(b for b in bash_blocks if b.startswith("python -m blocks list"))
+    examples = [shlex.split(line, comments=True)[3:] for line in block.splitlines()]
+    assert ["summary", "unet", "--ndim", "3", "--input", "1", "64", "64", "64"] in examples
+    for argv in examples:
+        assert main(argv) == 0, argv
+    assert "UNet3d-" in capsys.readouterr().out
