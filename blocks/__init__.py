@@ -1,7 +1,39 @@
-"""blocks: reusable residual blocks for PyTorch in 1-D, 2-D and 3-D, and the ResNet and U-Net networks built from them."""
+"""blocks: reusable residual blocks for PyTorch in 1-D, 2-D and 3-D, and the ResNet, U-Net, auto-encoder, encoder and decoder networks built from them."""
 
 from .conv import ConvModern, ConvModern1d, ConvModern2d, ConvModern3d, Upsample
+from .hub import from_pretrained
 from .layers import register_activator, register_normalizer
+from .networks import (
+    DecoderNet,
+    DecoderNet1d,
+    DecoderNet2d,
+    DecoderNet3d,
+    EncoderNet,
+    EncoderNet1d,
+    EncoderNet2d,
+    EncoderNet3d,
+)
+from .presets import (
+    ae16,
+    ae32,
+    ae44,
+    ae65,
+    ae83,
+    decnet13,
+    decnet33,
+    decnet48,
+    decnet63,
+    encnet12,
+    encnet32,
+    encnet47,
+    encnet62,
+    unet16,
+    unet32,
+    unet44,
+    unet65,
+    unet83,
+)
+from .registry import create_model, list_models, register_model
 from .residual import (
     BlockBottleneck,
     BlockBottleneck1d,
@@ -14,9 +46,13 @@ from .residual import (
 )
 from .resnet import ResNet, from_torchvision, resnet18, resnet34, resnet50, resnet101, resnet152
 from .summary import summary
-from .unet import UNet, UNet1d, UNet2d, UNet3d
+from .unet import AE, AE1d, AE2d, AE3d, UNet, UNet1d, UNet2d, UNet3d
 
 __all__ = [
+    "AE",
+    "AE1d",
+    "AE2d",
+    "AE3d",
     "BlockBottleneck",
     "BlockBottleneck1d",
     "BlockBottleneck2d",
@@ -29,21 +65,51 @@ __all__ = [
     "ConvModern1d",
     "ConvModern2d",
     "ConvModern3d",
+    "DecoderNet",
+    "DecoderNet1d",
+    "DecoderNet2d",
+    "DecoderNet3d",
+    "EncoderNet",
+    "EncoderNet1d",
+    "EncoderNet2d",
+    "EncoderNet3d",
     "ResNet",
     "UNet",
     "UNet1d",
     "UNet2d",
     "UNet3d",
     "Upsample",
-    "register_activator",
-    "register_normalizer",
+    "create_model",
+    "from_pretrained",
     "from_torchvision",
+    "list_models",
+    "register_activator",
+    "register_model",
+    "register_normalizer",
     "resnet18",
     "resnet34",
     "resnet50",
     "resnet101",
     "resnet152",
     "summary",
+    "ae16",
+    "ae32",
+    "ae44",
+    "ae65",
+    "ae83",
+    "decnet13",
+    "decnet33",
+    "decnet48",
+    "decnet63",
+    "encnet12",
+    "encnet32",
+    "encnet47",
+    "encnet62",
+    "unet16",
+    "unet32",
+    "unet44",
+    "unet65",
+    "unet83",
 ]
 
 __version__ = "0.2.0"

@@ -1,7 +1,8 @@
 """The command line: ``python -m blocks`` (or ``blocks``) prints summaries of the models here.
 
-Every model exists in 1-D, 2-D and 3-D: ``--ndim`` picks the dimension (2 by default), and
-``--input`` then takes the channels and one size per dimension.
+The models are those of the registry (`blocks.list_models`). ``--ndim`` picks the dimension (2
+by default) of the names that take one, and ``--input`` then takes the channels and one size per
+dimension.
 
 Examples::
 
@@ -17,128 +18,17 @@ from __future__ import annotations
 
 import argparse
 import ast
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
-from .checks import NDIMS, SPATIAL, named_class
-from .conv import ConvModern
-from .residual import BlockBottleneck, BlockPlain
-from .resnet import ARCHS, resnet18, resnet34, resnet50, resnet101, resnet152
-from .summary import summary
-from .unet import UNet, shape_table
+from .checks import NDIMS, SPATIAL
+from .registry import list_models, model_entry
+from .summary import shape_table, summary
 
-__all__ = ["MODELS", "ModelEntry", "main", "parse_value"]
+__all__ = ["main", "parse_value", "run_summary"]
 
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A model the command line can build, in 1-D, 2-D and 3-D.
-
-    Attributes:
-        build: Called as ``build(ndim=ndim, **kwargs)`` with the ``--set`` keyword arguments
-            (``ndim`` defaults to 2); returns the model.
-        input_sizes: Default (C, *spatial) of one input, per dimension.
-        descriptions: One line for ``python -m blocks list``, per dimension.
-    """
-
-    build: Callable[..., nn.Module]
-    input_sizes: Mapping[int, tuple[int, ...]]
-    descriptions: Mapping[int, str]
-
-    @property
-    def input_size(self) -> tuple[int, ...]:
-        """The default 2-D input (C, H, W)."""
-        return self.input_sizes[2]
-
-    @property
-    def description(self) -> str:
-        """The 2-D description."""
-        return self.descriptions[2]
-
-
-def call_text(name: str, kwargs: Mapping[str, Any], positional: int = 0) -> str:
-    """``name(...)`` as Python source: the first ``positional`` arguments by value, the others as keywords.
-
-    Examples:
-        >>> call_text("BlockPlain2d", {"in_planes": 16, "out_planes": 32, "stride": 2}, positional=2)
-        'BlockPlain2d(16, 32, stride=2)'
-    """
-    items = list(kwargs.items())
-    shown = [repr(value) for _, value in items[:positional]] + [f"{key}={value!r}" for key, value in items[positional:]]
-    return f"{name}({', '.join(shown)})"
-
-
-def named_entry(
-    generic: type[nn.Module],
-    defaults: Mapping[int, Mapping[str, Any]],
-    input_sizes: Mapping[int, tuple[int, ...]],
-    positional: int = 0,
-    notes: Mapping[int, str] | None = None,
-) -> ModelEntry:
-    """The entry of a unit, block or U-Net: the named class of ``generic`` for each dimension.
-
-    ``BlockPlain`` with ``ndim=3`` builds ``BlockPlain3d``, so a summary's last row names the class
-    a user imports (and the 2-D tables stay those of 0.1.0).
-
-    Args:
-        generic: The dimension-generic class.
-        defaults: Its keyword arguments per dimension; ``--set`` overrides them.
-        input_sizes: The default input per dimension.
-        positional: How many of the defaults the description shows by value.
-        notes: Text after the description, per dimension.
-
-    Returns:
-        The entry, building ``generic``'s named class of the dimension asked for.
-    """
-
-    def build(ndim: int = 2, **kwargs: Any) -> nn.Module:
-        return named_class(generic, ndim)(**{**defaults[ndim], **kwargs}, ndim=ndim)
-
-    descriptions = {
-        ndim: call_text(named_class(generic, ndim).__name__, defaults[ndim], positional) + (notes or {}).get(ndim, "")
-        for ndim in NDIMS
-    }
-    return ModelEntry(build, input_sizes, descriptions)
-
-
-def resnet_entry(build: Callable[..., nn.Module]) -> ModelEntry:
-    """The entry of a ResNet preset (it takes ``ndim=`` itself): 224² RGB images, 16×112² clips, 4096-long signals."""
-    layers, block = ARCHS[build.__name__]
-    description = f"ResNet{tuple(layers)}, {block} blocks"
-    return ModelEntry(
-        build,
-        {1: (3, 4096), 2: (3, 224, 224), 3: (3, 16, 112, 112)},
-        {ndim: description + ("" if ndim == 2 else f", ndim={ndim}") for ndim in NDIMS},
-    )
-
-
-_BLOCK = {"in_planes": 16, "out_planes": 32}
-_SMALL = {1: (16, 1024), 2: (16, 64, 64), 3: (16, 16, 16, 16)}
-
-MODELS: dict[str, ModelEntry] = {
-    "conv": named_entry(ConvModern, {ndim: _BLOCK for ndim in NDIMS}, _SMALL, positional=2),
-    "plain": named_entry(BlockPlain, {ndim: {**_BLOCK, "stride": 2} for ndim in NDIMS}, _SMALL, positional=2),
-    "bottleneck": named_entry(
-        BlockBottleneck,
-        {1: {**_BLOCK, "stride": 2}, 2: {**_BLOCK, "stride": (1, 2)}, 3: {**_BLOCK, "stride": (1, 1, 2)}},
-        {1: (16, 255), 2: (16, 4, 255), 3: (16, 4, 4, 255)},
-        positional=2,
-        notes={2: ", the example of MDNC's docs"},
-    ),
-    "unet": named_entry(
-        UNet,
-        {ndim: {"in_planes": 1, "out_planes": 2} for ndim in NDIMS},
-        {1: (1, 4096), 2: (1, 512, 512), 3: (1, 64, 64, 64)},
-        notes={1: ": 1-channel signals to a 2-class map", 2: ": grey images to a 2-class map",
-               3: ": grey volumes to a 2-class map"},
-    ),
-    **{build.__name__: resnet_entry(build) for build in (resnet18, resnet34, resnet50, resnet101, resnet152)},
-}
-"""Models by command-line name; ``--ndim`` picks the dimension, ``--set key=value`` overrides keyword arguments."""
 
 DEFAULT_MODEL = "unet"
 """What ``python -m blocks`` with no arguments summarizes (in 2-D)."""
@@ -148,7 +38,12 @@ DEFAULT_BATCH = 4
 
 
 def parse_value(text: str) -> Any:
-    """Parse a ``--set`` value: a Python literal (``1``, ``(1, 2)``, ``None``) or else a plain string."""
+    """Parse a ``--set`` value: a Python literal (``1``, ``(1, 2)``, ``None``) or else a plain string.
+
+    Examples:
+        >>> parse_value("(1, 2)"), parse_value("batch")
+        ((1, 2), 'batch')
+    """
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -174,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (listing, show):
         sub.add_argument("--ndim", type=int, choices=NDIMS, default=2,
                          help="spatial dimensions: 1 (signals), 2 (images) or 3 (volumes) (default: 2)")
-    show.add_argument("name", choices=sorted(MODELS), help="model name (see `list`)")
+    show.add_argument("name", help="model name (see `list`)")
     show.add_argument("--input", nargs="+", type=int, metavar=("C", "SIZE"),
                       help="input size: channels, then one size per dimension, e.g. C H W in 2-D (default: per model)")
     show.add_argument("--batch", type=int, default=-1, help="batch size shown in the table (default: -1)")
@@ -210,7 +105,7 @@ def run_summary(
     The model is built on the ``meta`` device: the table needs only its shapes and parameter counts.
 
     Args:
-        name: A key of `MODELS`.
+        name: A name of `blocks.list_models`.
         input_size: (C, *spatial) with one size per dimension; defaults to the model's own.
         batch: Batch size shown in the table.
         ndim: Spatial dimensions, 1, 2 or 3.
@@ -223,22 +118,23 @@ def run_summary(
         ValueError: If ``input_size`` does not have ``1 + ndim`` positive ints, or the model refuses
             its arguments or its input.
     """
-    entry = MODELS[name]
-    size = check_input_size(input_size, ndim) if input_size else entry.input_sizes[ndim]
+    entry = model_entry(name)
+    size = check_input_size(input_size, ndim) if input_size else entry.input_size(ndim)
     with torch.device("meta"):
-        model = entry.build(ndim=ndim, **kwargs)
+        model = entry.create(ndim=ndim, **kwargs)
     print(f"{name}: {type(model).__name__}, input {list(size)}, batch {batch}")
     return summary(model, size, batch_size=batch)
 
 
 def show_default() -> None:
     """Print the summary and the per-level shape table of the default model, built on ``meta`` (instant)."""
-    entry = MODELS[DEFAULT_MODEL]
+    entry = model_entry(DEFAULT_MODEL)
+    size = entry.input_size(2)
     with torch.device("meta"):
-        model = entry.build()
-    print(f"{DEFAULT_MODEL}: {type(model).__name__}, input {list(entry.input_size)}, batch {DEFAULT_BATCH}")
-    summary(model, entry.input_size, batch_size=DEFAULT_BATCH)
-    print(shape_table(model, torch.empty(DEFAULT_BATCH, *entry.input_size, device="meta")))
+        model = entry.create()
+    print(f"{DEFAULT_MODEL}: {type(model).__name__}, input {list(size)}, batch {DEFAULT_BATCH}")
+    summary(model, size, batch_size=DEFAULT_BATCH)
+    print(shape_table(model, torch.empty(DEFAULT_BATCH, *size, device="meta")))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,8 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "list":
-        for name, entry in MODELS.items():
-            print(f"{name:12s} {entry.descriptions[args.ndim]}  (input {list(entry.input_sizes[args.ndim])})")
+        for name in list_models():
+            entry = model_entry(name)
+            if args.ndim in entry.ndims:
+                print(f"{name:12s} {entry.describe(args.ndim)}  (input {list(entry.input_size(args.ndim))})")
         return 0
     if args.command is None:
         show_default()

@@ -29,6 +29,7 @@ from .checks import (
     is_tracing,
     resolve_ndim,
 )
+from .hub import Configurable
 from .layers import LayerSpec, in_place, is_null, make_activator, make_normalizer, torch_layer
 
 __all__ = [
@@ -157,7 +158,7 @@ class NormAct(Layers):
         super().__init__(OrderedDict((name, layer) for name, layer in layers.items() if layer is not None))
 
 
-class ConvModern(Layers):
+class ConvModern(Configurable, Layers):
     """A convolution with its normalization and activation, in pre-activation or classic order, in 1-D, 2-D or 3-D.
 
     ``layer_order='new'`` (pre-activation, He et al. 2016): norm(in) -> act(in) -> [up] -> conv.

@@ -18,6 +18,7 @@ from typing import Any, TypedDict
 import torch
 from torch import Tensor, nn
 
+from .hub import forget_config
 from .layers import torch_layer
 
 __all__ = ["FeatureAPI", "FeatureInfo", "check_num_classes", "take_indices"]
@@ -95,6 +96,8 @@ class FeatureAPI:
 
     chain: list[str]
     feature_info: list[FeatureInfo]
+    head_argument: str = "num_classes"
+    """The constructor's name for the number of classes (``'out_length'`` in `EncoderNet`)."""
 
     def _stage(self, name: str) -> nn.Module | None:
         """The stage called ``name`` (a dotted path), or None once pruned."""
@@ -214,6 +217,12 @@ class FeatureAPI:
         if global_pool not in (None, "avg", ""):
             raise ValueError(f"global_pool={global_pool!r} is not allowed; use None, 'avg' or ''")
         pooled = num_classes is not None if global_pool is None else global_pool == "avg"
+        if pooled == (num_classes is not None):  # what the constructor builds for this num_classes
+            recorded = self.__dict__.get("_config")
+            if recorded is not None:
+                recorded[self.head_argument] = num_classes
+        else:
+            forget_config(self, f"reset_classifier({num_classes!r}, global_pool={global_pool!r})")
         self.num_classes = num_classes
         self.avgpool = torch_layer("AdaptiveAvgPool", self.ndim)(1) if pooled else None
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else None
@@ -241,7 +250,8 @@ class FeatureAPI:
                 del owner[int(child)]
             else:
                 setattr(owner, child, None)
-        if keep < len(self.chain) or prune_norm:
+        if keep < len(self.chain) or (prune_norm and self.norm_act is not None):
+            forget_config(self, f"prune_intermediate_layers({indices!r}, prune_norm={prune_norm})")
             self.norm_act = None
         self.chain = self.chain[:keep]
         self.feature_info = [

@@ -27,6 +27,7 @@ from .conv import NormAct
 from .decoder import Decoder, make_head
 from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, check_layers, family_spec, make_unet_stem
 from .features import FeatureAPI, FeatureInfo, check_num_classes
+from .hub import Configurable
 from .layers import LayerSpec
 from .residual import GradCheckpointing
 
@@ -56,7 +57,7 @@ def level_sizes(size: Sequence[int], levels: int) -> list[tuple[int, ...]]:
     return sizes
 
 
-class EncoderNet(FeatureAPI, GradCheckpointing, nn.Module):
+class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
     """The U-Net family's encoder, then global average pooling and a linear layer: (B, C, *spatial) -> (B, out_length).
 
     ``stem`` (one unit at the input resolution) -> ``encoder`` (one stage per level, each next one
@@ -98,6 +99,8 @@ class EncoderNet(FeatureAPI, GradCheckpointing, nn.Module):
 
     fixed_ndim: ClassVar[int | None] = None
     """The dimension of the named classes; None for the generic class."""
+
+    head_argument = "out_length"
 
     def __init__(
         self,
@@ -149,7 +152,7 @@ class EncoderNet(FeatureAPI, GradCheckpointing, nn.Module):
         check_min_size(self, x, self.min_size, self.min_size - 1)
 
 
-class DecoderNet(GradCheckpointing, nn.Module):
+class DecoderNet(Configurable, GradCheckpointing, nn.Module):
     """A vector up to a map of exactly ``out_size``: linear, reshape, then the U-Net family's up-scaling stages.
 
     For ``L = len(channels)`` levels of sizes ``out_size``, ``ceil(out_size / 2)``, ...: ``fc`` maps

@@ -87,8 +87,8 @@ def preset(name: str) -> Callable[..., nn.Module]:
     build.__name__ = build.__qualname__ = name
     build.__module__ = "blocks.presets"
     build.__doc__ = (
-        f"MDNC's ``{name}``: a {len(layers)}-level {what} (`{network.__name__}`) of {block} blocks, "
-        f"{list(layers)} per level, {list(widths)} channels by default.\n\n"
+        f"MDNC's {name}: a {len(layers)}-level {what} of {block} blocks, {list(layers)} per level, "
+        f"{widths[0]}..{widths[-1]} channels by default.\n\nIt builds `{network.__name__}` in ``ndim`` dimensions.\n\n"
         f"Args:\n    *args: ``out_size`` for a decoder network.\n    ndim: Spatial dimensions (2 by default).\n"
         f"    **kwargs: Any other keyword argument of `{network.__name__}`.\n\n"
         f"Returns:\n    The `{network.__name__}{{ndim}}d`."

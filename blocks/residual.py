@@ -33,6 +33,7 @@ from .checks import (
     trust_inputs,
 )
 from .conv import ConvModern
+from .hub import Configurable
 from .layers import LayerSpec, in_place, make_activator, returns_new_tensor
 
 __all__ = [
@@ -113,7 +114,7 @@ def make_shortcut(
     )
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(Configurable, nn.Module):
     """A residual block from its parts: ``branch(x) + shortcut(x)``, then ``activation``.
 
     The branch runs first. The sum is taken in place when the branch ends in a conv or a torch norm
@@ -462,6 +463,8 @@ class GradCheckpointing:
         much less activation memory; outputs and gradients are unchanged. With ``normalizer='batch'``
         the running statistics are updated again by the recomputation, as in every checkpointed model.
 
+        An outside encoder with its own ``set_grad_checkpointing`` (a timm model) is switched too.
+
         Args:
             enable: True to checkpoint every block, False to store activations as usual.
         """
@@ -469,6 +472,10 @@ class GradCheckpointing:
         for module in self.modules():
             if isinstance(module, ResidualBlock):
                 module.grad_checkpointing = enable
+            elif module is not self and not isinstance(module, GradCheckpointing) and callable(
+                getattr(module, "set_grad_checkpointing", None)
+            ):
+                module.set_grad_checkpointing(enable)
 
 
 class BlockPlain1d(BlockPlain):

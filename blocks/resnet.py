@@ -31,6 +31,7 @@ from .checks import (
     trust_inputs,
 )
 from .conv import ConvModern, NormAct
+from .hub import Configurable
 from .features import FeatureAPI, FeatureInfo, check_num_classes
 from .layers import LayerSpec, check_layer_spec, is_null, torch_layer
 from .residual import BLOCKS, BlockSpec, GradCheckpointing
@@ -179,7 +180,7 @@ def init_weights(model: nn.Module) -> None:
 # ------------------------------------------------------------------------------------------ ResNet
 
 
-class ResNet(FeatureAPI, GradCheckpointing, nn.Module):
+class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
     """A ResNet of four stages of residual blocks, torchvision's architecture by default.
 
     ``stem`` (7x7/2 conv + norm + act) -> ``pool`` (3x3/2 max-pool) -> ``layer1`` ... ``layer4``

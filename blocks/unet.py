@@ -62,6 +62,7 @@ from .encoder import (
     family_spec,
     make_unet_stem,
 )
+from .hub import Configurable
 from .layers import LayerSpec
 from .residual import GradCheckpointing
 from .summary import shape_table
@@ -69,7 +70,7 @@ from .summary import shape_table
 __all__ = ["AE", "AE1d", "AE2d", "AE3d", "DecoderStage", "UNet", "UNet1d", "UNet2d", "UNet3d", "shape_table"]
 
 
-class UNet(GradCheckpointing, nn.Module):
+class UNet(Configurable, GradCheckpointing, nn.Module):
     """A U-Net of residual blocks in 1-D, 2-D or 3-D: any input size, output of exactly that size.
 
     See the module docstring for the layout. ``normalizer``, ``activator``, ``layer_order``,

@@ -420,8 +420,24 @@ def example(name: str) -> str:
     return f"{source}\n\nIt prints:\n\n{fence(output, title='output')}"
 
 
-MODULE_ORDER = ["blocks.layers", "blocks.conv", "blocks.residual", "blocks.resnet", "blocks.unet", "blocks.summary"]
+MODULE_ORDER = [
+    "blocks.layers", "blocks.conv", "blocks.residual", "blocks.resnet", "blocks.unet", "blocks.networks",
+    "blocks.presets", "blocks.registry", "blocks.hub", "blocks.summary",
+]
 """Order of the modules on the API page (a new module must be added here: the build says so)."""
+
+
+def preset_table(names: Sequence[str]) -> str:
+    """The presets as a table: name, network, blocks per level, block type, default widths, signature."""
+    from blocks.presets import PRESETS
+
+    rows = []
+    for name in names:
+        network, layers, block = PRESETS[name]
+        call = f"{name}(out_size, ndim=2, **kwargs)" if network.__name__ == "DecoderNet" else f"{name}(ndim=2, **kwargs)"
+        widths = ", ".join(str(64 * 2**i) for i in range(len(layers)))
+        rows.append([code(call), f"`{network.__name__}{{ndim}}d`", code(str(list(layers))), block, widths])
+    return table(["preset", "builds", "blocks per level", "block", "channels (default)"], rows)
 
 
 @directive
@@ -437,7 +453,10 @@ def api() -> str:
     for module, names in sorted(modules.items(), key=lambda item: MODULE_ORDER.index(item[0])):
         about = (sys.modules[module].__doc__ or "").strip().split("\n\n")[0]
         parts.append(f"## `{module}`\n\n{markdown_of_rst(' '.join(about.split()))}")
-        parts += [f"::: {module}.{name}" for name in names]
+        if module == "blocks.presets":  # builder functions made from one table: the table documents them
+            parts.append(preset_table(names))
+        else:
+            parts += [f"::: {module}.{name}" for name in names]
     return "\n\n".join(parts)
 
 

@@ -8,7 +8,10 @@ import pytest
 import torch
 
 import blocks
-from blocks.__main__ import MODELS, main, parse_value
+from blocks.__main__ import main, parse_value
+from blocks.registry import list_models, model_entry
+
+MODELS = {name: model_entry(name) for name in list_models()}
 
 
 def total_params(text):
@@ -18,7 +21,13 @@ def total_params(text):
 def test_list_names_every_model(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in MODELS)
+    listed = [line.split()[0] for line in out.splitlines()]
+    assert listed == [name for name, entry in MODELS.items() if 2 in entry.ndims]  # the 2-D names, in order
+    for ndim in (1, 3):
+        assert main(["list", "--ndim", str(ndim)]) == 0
+        names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+        assert names == [name for name, entry in MODELS.items() if ndim in entry.ndims]
+        assert f"unet{ndim}d" in names and "unet2d" not in names
     assert "bottleneck" in out and "plain" in out
 
 
@@ -27,7 +36,7 @@ def test_summary_of_a_block_with_input_batch_and_settings(capsys):
                  "--set", "stride=2"]) == 0
     out = capsys.readouterr().out
     assert "BatchNorm2d-1" in out and "[4, 32, 4, 16]" in out
-    assert total_params(out) == sum(p.numel() for p in MODELS["bottleneck"].build(normalizer="batch").parameters())
+    assert total_params(out) == sum(p.numel() for p in MODELS["bottleneck"].create(normalizer="batch").parameters())
 
 
 def test_bad_setting_is_a_clean_error(capsys):
@@ -40,7 +49,7 @@ def test_bad_setting_is_a_clean_error(capsys):
 def test_unknown_model_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["summary", "vgg"])
-    assert "invalid choice: 'vgg'" in capsys.readouterr().err
+    assert "unknown model 'vgg'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text, value", [("1", 1), ("(1, 2)", (1, 2)), ("None", None), ("batch", "batch"),
@@ -97,18 +106,21 @@ def test_unet_in_3d_reads_conv3d_and_totals_the_models_parameters(capsys):
     assert total_params(out) == count(blocks.UNet3d(in_planes=1, out_planes=2))
 
 
-@pytest.mark.parametrize("ndim", [1, 2, 3])
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize(
+    "name, ndim", [(name, ndim) for name, entry in MODELS.items() for ndim in entry.ndims]
+)
 def test_every_model_in_every_dimension_on_its_default_input(name, ndim, capsys):
     entry = MODELS[name]
-    assert len(entry.input_sizes[ndim]) == 1 + ndim
+    decoder = name.startswith("dec")  # a DecoderNet takes a vector
+    assert len(entry.input_sizes[ndim]) == (1 if decoder else 1 + ndim)
     assert main(["summary", name, "--ndim", str(ndim)]) == 0
     out = capsys.readouterr().out
     rows = table_rows(out)
-    assert rows[0][0].split("-")[0] in {f"Conv{ndim}d", f"InstanceNorm{ndim}d"}
-    assert len(rows[0][1].split(",")) == 2 + ndim  # batch, channels, one size per dimension
+    assert rows[0][0].split("-")[0] in ({"Linear"} if decoder else {f"Conv{ndim}d", f"InstanceNorm{ndim}d"})
+    mapped = rows[-1] if decoder else rows[0]  # a map: batch, channels, one size per dimension
+    assert len(mapped[1].split(",")) == 2 + ndim
     with torch.device("meta"):
-        model = entry.build(ndim=ndim)
+        model = entry.create(ndim=ndim)
     assert out.splitlines()[0] == f"{name}: {type(model).__name__}, input {list(entry.input_sizes[ndim])}, batch -1"
     assert total_params(out) == count(model)
 

@@ -629,7 +629,8 @@ def test_unet_inputs(case, method):
 # ----------------------------------------------------------------------------------- command line
 
 CLI_CASES = {
-    "unknown model": (["summary", "nosuch"], r"argument name: invalid choice: 'nosuch' \(choose from 'bottleneck'"),
+    "unknown model": (["summary", "nosuch"], r"unknown model 'nosuch' \(list_models\(\) names all \d+\)"),
+    "misspelt model": (["summary", "resnet05"], r"unknown model 'resnet05'; did you mean 'resnet50'"),
     "--set without =": (["summary", "conv", "--set", "foo"], r"--set expects key=value, got 'foo'"),
     "unknown keyword": (["summary", "conv", "--set", "foo=1"], r"unexpected keyword argument 'foo'"),
     "unknown normalizer": (["summary", "plain", "--set", "normalizer=bn"], r"normalizer='bn' is not a registered"),

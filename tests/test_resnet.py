@@ -12,7 +12,8 @@ import torchvision
 from torch import nn
 
 from blocks import ResNet, from_torchvision, resnet18, resnet34, resnet50, resnet101, resnet152, summary
-from blocks.__main__ import MODELS, main
+from blocks.__main__ import main
+from blocks.registry import model_entry
 from blocks.layers import ACTIVATORS, NORMALIZERS, make_activator, make_normalizer
 
 PRESETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "resnet101": resnet101,
@@ -371,8 +372,8 @@ def test_cli_summary_of_a_grey_resnet18(capsys):
 
 
 def test_cli_knows_every_preset_and_its_options(capsys):
-    assert all(MODELS[name].build is build and MODELS[name].input_size == (3, 224, 224)
-               for name, build in PRESETS.items())
+    assert all(model_entry(name).input_size() == (3, 224, 224) and count(model_entry(name).create(num_classes=10))
+               == count(build(num_classes=10)) for name, build in PRESETS.items())
     assert main(["summary", "resnet50", "--set", "layer_order=new", "--set", "num_classes=10"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "resnet50: ResNet, input [3, 224, 224], batch -1"
