@@ -2,6 +2,7 @@
 
 from .conv import ConvModern, ConvModern1d, ConvModern2d, ConvModern3d, Upsample
 from .hub import from_pretrained
+from .inflate import inflate
 from .layers import register_activator, register_normalizer
 from .networks import (
     DecoderNet,
@@ -82,6 +83,7 @@ __all__ = [
     "create_model",
     "from_pretrained",
     "from_torchvision",
+    "inflate",
     "list_models",
     "register_activator",
     "register_model",

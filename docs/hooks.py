@@ -422,7 +422,7 @@ def example(name: str) -> str:
 
 MODULE_ORDER = [
     "blocks.layers", "blocks.conv", "blocks.residual", "blocks.resnet", "blocks.unet", "blocks.networks",
-    "blocks.presets", "blocks.registry", "blocks.hub", "blocks.summary",
+    "blocks.presets", "blocks.registry", "blocks.hub", "blocks.inflate", "blocks.summary",
 ]
 """Order of the modules on the API page (a new module must be added here: the build says so)."""
 
