@@ -2,6 +2,12 @@
 
     python benchmarks/run.py            # full run (several minutes on 2 cores); writes benchmarks/results.json
     python benchmarks/run.py --quick    # tiny sizes, one repeat: checks that everything runs (CI)
+    python benchmarks/run.py --device cuda --dtype bf16 --channels-last --budget 480   # on a GPU
+
+On CUDA the timings synchronise the device, peak memory is ``torch.cuda.max_memory_allocated`` and
+``--dtype bf16|fp16`` runs under autocast (fp16 with a gradient scaler); ``--channels-last`` converts
+models and inputs (``channels_last_3d`` for volumes); ``--budget`` (seconds) stops starting new
+pairs once spent.
 
 Timings are interleaved (A, B, A, B, ...) after a warm-up, and the median is reported, so that machine
 noise hits every contender alike. Peers come from the `bench` extra (torchvision, timm,
@@ -33,6 +39,36 @@ from torch.utils.flop_counter import FlopCounterMode
 import blocks
 
 HERE = Path(__file__).resolve().parent
+
+SETTINGS: dict = {"device": "cpu", "dtype": "fp32", "channels_last": False}
+"""How this run executes: device, autocast dtype (``fp32`` for none) and memory format (set by ``main``)."""
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast() -> contextlib.AbstractContextManager:
+    """Autocast to the run's dtype on its device, or nothing in fp32."""
+    if SETTINGS["dtype"] == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(SETTINGS["device"]).type, dtype=DTYPES[SETTINGS["dtype"]])
+
+
+def _synchronize() -> None:
+    """Wait for the device (CUDA timings measure the work, not its launch)."""
+    if torch.device(SETTINGS["device"]).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def place(model: nn.Module | torch.Tensor) -> nn.Module | torch.Tensor:
+    """Move a model or an input to the run's device and memory format."""
+    model = model.to(SETTINGS["device"])
+    if SETTINGS["channels_last"]:
+        rank = model.dim() if isinstance(model, torch.Tensor) else None
+        if rank in (4, None):
+            model = model.to(memory_format=torch.channels_last)
+        elif rank == 5:
+            model = model.contiguous(memory_format=torch.channels_last_3d)
+    return model
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -73,38 +109,112 @@ def _monai_unet() -> nn.Module:
     return UNet(2, 1, 2, channels=(64, 128, 256, 512, 1024), strides=(2, 2, 2, 2), num_res_units=2)
 
 
+def _monai_unet3d() -> nn.Module:
+    from monai.networks.nets import UNet
+
+    return UNet(3, 1, 2, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2), num_res_units=2)
+
+
+def _like_smp() -> nn.Module:
+    """The Encoders issue's like-for-like U-Net: smp's encoder, decoder widths and weightless up-sampling."""
+    return blocks.UNet2d(
+        out_planes=2, encoder=blocks.resnet34(in_planes=1, num_classes=None), decoder_channels=(256, 128, 64, 32, 16),
+        upsample="nearest", block="plain", layers=1, normalizer="batch", activator="relu", layer_order="old",
+    )
+
+
+def _blocks_unet3d() -> nn.Module:
+    return blocks.UNet3d(in_planes=1, out_planes=2, channels=(16, 32, 64, 128, 256), layers=1, block="plain",
+                         normalizer="inst", activator="prelu", layer_order="old", upsample="interpolate")
+
+
+class _Basic1d(nn.Module):
+    """torchvision's BasicBlock in 1-D, written directly with torch.nn (the library's overhead reference)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm1d(planes)
+        self.conv2 = nn.Conv1d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm1d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.down = None if stride == 1 and in_planes == planes else nn.Sequential(
+            nn.Conv1d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm1d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.down is None else self.down(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class _ResNet18_1d(nn.Module):
+    """ResNet-18 in 1-D, written directly with torch.nn: the same layers as ``blocks.resnet18(ndim=1)``."""
+
+    def __init__(self, in_planes: int = 1, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv1d(in_planes, 64, 7, 2, 3, bias=False), nn.BatchNorm1d(64),
+                                  nn.ReLU(inplace=True), nn.MaxPool1d(3, 2, 1))
+        layers, planes = [], 64
+        for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            layers += [_Basic1d(planes, width, stride), _Basic1d(width, width, 1)]
+            planes = width
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.layers(self.stem(x))), 1))
+
+
 MODELS: dict[str, Callable[[], nn.Module]] = {
     "blocks resnet50": lambda: blocks.resnet50(),
     "torchvision resnet50": _torchvision("resnet50"),
     "blocks resnet50 pre-act": lambda: blocks.resnet50(layer_order="new"),
     "timm resnetv2_50": _timm("resnetv2_50"),
+    "blocks UNet2d on resnet34, smp's decoder": _like_smp,
     "blocks UNet2d": lambda: blocks.UNet2d(1, 2),
     "blocks UNet2d checkpointed": lambda: _checkpointed(blocks.UNet2d(1, 2)),
     "smp Unet resnet34": _smp_unet,
     "monai UNet": _monai_unet,
+    "blocks UNet3d plain": _blocks_unet3d,
+    "monai UNet 3-D": _monai_unet3d,
+    "blocks resnet18 1-D": lambda: blocks.resnet18(in_planes=1, ndim=1),
+    "torch.nn resnet18 1-D": _ResNet18_1d,
 }
 """Every contender by name; peers are imported only when built."""
 
 
 @dataclass(frozen=True)
 class Pair:
-    """A comparison: our model against a peer on the same input."""
+    """A comparison: our model against a peer on the same input.
+
+    ``dense`` pairs (the U-Nets) report a training step with its FLOPs and GFLOP/s; the others a
+    training step, inference and channels-last inference.
+    """
 
     group: str
     ours: str
     peer: str
     input_size: tuple[int, ...]
+    dense: bool = False
 
 
 def pairs(quick: bool) -> list[Pair]:
     """The comparisons, at full or quick sizes."""
     image = (1, 3, 64, 64) if quick else (8, 3, 224, 224)
     grey = (1, 1, 64, 64) if quick else (2, 1, 256, 256)
+    volume = (1, 1, 32, 32, 32) if quick else (1, 1, 64, 64, 64)
+    signal = (1, 1, 1024) if quick else (8, 1, 16384)
     return [
         Pair("resnet50", "blocks resnet50", "torchvision resnet50", image),
         Pair("pre-act resnet50", "blocks resnet50 pre-act", "timm resnetv2_50", image),
-        Pair("U-Net", "blocks UNet2d", "smp Unet resnet34", grey),
-        Pair("U-Net", "blocks UNet2d", "monai UNet", grey),
+        Pair("U-Net like-for-like", "blocks UNet2d on resnet34, smp's decoder", "smp Unet resnet34", grey, True),
+        Pair("default U-Net", "blocks UNet2d", "smp Unet resnet34", grey, True),
+        Pair("default U-Net", "blocks UNet2d", "monai UNet", grey, True),
+        Pair("3-D U-Net", "blocks UNet3d plain", "monai UNet 3-D", volume, True),
+        Pair("1-D resnet18", "blocks resnet18 1-D", "torch.nn resnet18 1-D", signal),
     ]
 
 
@@ -114,10 +224,13 @@ def pairs(quick: bool) -> list[Pair]:
 def train_step(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     """One forward + backward pass of ``model`` in training mode."""
     model.train()
+    scaler = torch.amp.GradScaler(torch.device(SETTINGS["device"]).type) if SETTINGS["dtype"] == "fp16" else None
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        model(x).float().mean().backward()
+        with _autocast():
+            loss = model(x).float().mean()
+        (loss if scaler is None else scaler.scale(loss)).backward()
 
     return step
 
@@ -127,7 +240,7 @@ def inference(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     model.eval()
 
     def run() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), _autocast():
             model(x)
 
     return run
@@ -145,8 +258,10 @@ def interleaved(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 
     times: dict[str, list[float]] = {name: [] for name in fns}
     for repeat in range(repeats):
         for name, fn in (fns.items() if repeat % 2 == 0 else reversed(fns.items())):
+            _synchronize()
             start = time.perf_counter()
             fn()
+            _synchronize()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
@@ -236,7 +351,7 @@ def build_all(names: list[str]) -> dict[str, nn.Module | str]:
     for name in names:
         torch.manual_seed(0)
         try:
-            built[name] = MODELS[name]()
+            built[name] = place(MODELS[name]())
         except ImportError as error:
             built[name] = f"missing ({error.name})"
     return built
@@ -250,24 +365,24 @@ def compare(pair: Pair, metric: str, ours: float | None, peer: float | None, bet
 
 
 def time_pair(pair: Pair, built: dict[str, nn.Module], x: torch.Tensor, repeats: int, compiled: bool) -> list[dict]:
-    """Training step (and inference for classifiers) of the pair, interleaved; GFLOP/s for the U-Nets."""
+    """Training step (and inference for classifiers) of the pair, interleaved; GFLOP/s for the dense pairs."""
     ours, peer = built[pair.ours], built[pair.peer]
     rows = []
-    kinds = {"train step (s)": train_step} if pair.group == "U-Net" else {"train step (s)": train_step,
-                                                                           "inference (s)": inference}
+    kinds = {"train step (s)": train_step} if pair.dense else {"train step (s)": train_step,
+                                                                 "inference (s)": inference}
     for metric, make in kinds.items():
         times = interleaved({"ours": make(ours, x), "peer": make(peer, x)}, repeats)
         rows.append(compare(pair, metric, times["ours"], times["peer"], "lower"))
-        if pair.group == "U-Net":
+        if pair.dense:
             flops = {k: flops_of(make(m, x)) for k, m in (("ours", ours), ("peer", peer))}
             rows.append(compare(pair, "train GFLOP/s", flops["ours"] / times["ours"] / 1e9,
                                 flops["peer"] / times["peer"] / 1e9, "higher",
                                 f"{flops['ours'] / 1e9:.0f} vs {flops['peer'] / 1e9:.0f} GFLOP per step"))
-    if pair.group == "U-Net" and compiled:
+    if pair.dense and compiled:
         fns = {k: train_step(torch.compile(m), x) for k, m in (("ours", ours), ("peer", peer))}
         times = interleaved(fns, repeats)
         rows.append(compare(pair, "compiled train step (s)", times["ours"], times["peer"], "lower"))
-    if pair.group != "U-Net":
+    if not pair.dense and x.dim() == 4 and not SETTINGS["channels_last"]:
         x_cl = x.contiguous(memory_format=torch.channels_last)
         for m in (ours, peer):
             m.to(memory_format=torch.channels_last)
@@ -276,8 +391,21 @@ def time_pair(pair: Pair, built: dict[str, nn.Module], x: torch.Tensor, repeats:
     return rows
 
 
-def run(quick: bool, compiled: bool) -> dict:
-    """Run every benchmark and return the results."""
+def cuda_memory(model: nn.Module, x: torch.Tensor) -> dict:
+    """Peak CUDA memory of one training step, in MiB, beyond what was allocated before it."""
+    step = train_step(model, x)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    step()
+    torch.cuda.synchronize()
+    return {"peak_mb": (torch.cuda.max_memory_allocated() - before) / 2**20}
+
+
+def run(quick: bool, compiled: bool, budget: float | None = None) -> dict:
+    """Run every benchmark and return the results; with ``budget`` (s), start no pair once it is spent."""
+    started = time.monotonic()
+    cuda = torch.device(SETTINGS["device"]).type == "cuda"
     results: dict = {
         "machine": {
             "cpu": _cpu_name(),
@@ -286,6 +414,9 @@ def run(quick: bool, compiled: bool) -> dict:
             "python": platform.python_version(),
             "torch": torch.__version__,
             "date": time.strftime("%Y-%m-%d"),
+            "device": torch.cuda.get_device_name() if cuda else "cpu",
+            "dtype": SETTINGS["dtype"],
+            "channels_last": SETTINGS["channels_last"],
         },
         "quick": quick,
         "peak_gflops": machine_peak(quick),
@@ -293,17 +424,26 @@ def run(quick: bool, compiled: bool) -> dict:
     }
     rows = results["rows"]
     for pair in pairs(quick):
+        if budget is not None and time.monotonic() - started > budget:
+            rows.append(compare(pair, "all", None, None, "", f"not run: the budget of {budget:.0f} s was spent"))
+            continue
         built = build_all([pair.ours, pair.peer])
         missing = [m for m in built.values() if isinstance(m, str)]
         if missing:
             rows.append(compare(pair, "all", None, None, "", "; ".join(missing)))
             continue
-        repeats = 1 if quick else (4 if pair.group == "U-Net" else 10)
-        rows += time_pair(pair, built, torch.randn(*pair.input_size), repeats, compiled and not quick)
-        memory = {name: in_subprocess("memory", name, pair.input_size) for name in (pair.ours, pair.peer)}
+        repeats = 1 if quick else (4 if pair.dense else 10)
+        x = place(torch.randn(*pair.input_size))
+        rows += time_pair(pair, built, x, repeats, compiled and not quick)
+        if cuda:
+            memory = {name: cuda_memory(built[name], x) for name in (pair.ours, pair.peer)}
+        else:
+            memory = {name: in_subprocess("memory", name, pair.input_size) for name in (pair.ours, pair.peer)}
         rows.append(compare(pair, "train peak memory (MiB)", memory[pair.ours].get("peak_mb"),
                             memory[pair.peer].get("peak_mb"), "lower",
                             "; ".join(m["error"] for m in memory.values() if "error" in m)))
+    if cuda:
+        return results
     results["checkpointing"] = checkpointing(quick)
     seed = (4, 1, 64, 64) if quick else (4, 1, 512, 512)
     answers = {tool: in_subprocess("summary", tool, seed) for tool in ("blocks.summary", "torchsummary")}
@@ -374,16 +514,24 @@ def main() -> int:
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
     parser.add_argument("--json", type=Path, help="where to write the results (default: benchmarks/results.json; "
                                                   "with --quick: not written)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32",
+                        help="autocast dtype (fp16 with a gradient scaler); default fp32")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last (3-D: channels_last_3d) models "
+                                                                     "and inputs")
+    parser.add_argument("--budget", type=float, help="seconds after which no new pair starts")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    SETTINGS.update(device=args.device, dtype=args.dtype, channels_last=args.channels_last)
     if args.child:
         kind, name, *size = args.child
         answer = (child_memory if kind == "memory" else child_summary)(name, tuple(int(s) for s in size))
         print(json.dumps(answer))
         return 0
-    results = run(args.quick, not args.no_compile)
+    results = run(args.quick, not args.no_compile, args.budget)
     print(table(results))
-    target = args.json or (None if args.quick else HERE / "results.json")
+    default = HERE / ("results.json" if args.device == "cpu" else f"results-{args.device}-{args.dtype}.json")
+    target = args.json or (None if args.quick else default)
     if target:
         target.write_text(json.dumps(results, indent=1) + "\n")
         print(f"\nwritten to {target}")

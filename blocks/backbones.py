@@ -26,12 +26,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .features import FeatureAPI
 from .summary import shadow_copy
 
 __all__ = ["BackboneReader", "prune_head", "read_backbone"]
 
-DRY_RUN_SIZE = {1: 1024, 2: 224, 3: 64}
-"""Spatial size (per side) of the meta dry run that measures a backbone without a description."""
+DRY_RUN_SIZE = {1: (1024,), 2: (224, 160), 3: (96, 64, 32)}
+"""Input sides of the meta dry run that measures a backbone without a description: different sides,
+each divisible by 32, so that a map's layout shows in its shape (its sides keep the input's aspect)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def _described(backbone: nn.Module) -> tuple[list[int], list[int]] | None:
 def _dry_run(backbone: nn.Module, call: str, in_planes: int, ndim: int) -> list[Tensor]:
     """The backbone's outputs for one input on the ``meta`` device (shapes only; the backbone is untouched)."""
     shadow = shadow_copy(backbone, torch.device("meta")).eval()
-    x = torch.empty(1, in_planes, *(DRY_RUN_SIZE[ndim],) * ndim, device="meta")
+    x = torch.empty(1, in_planes, *DRY_RUN_SIZE[ndim], device="meta")
     with torch.no_grad():
         maps = shadow.forward_intermediates(x, intermediates_only=True) if call == "intermediates" else shadow(x)
     if isinstance(maps, Mapping):
@@ -159,11 +161,12 @@ def read_backbone(backbone: Any, in_planes: int | None, ndim: int) -> BackboneRe
         if described is not None:
             channels, reductions = described
             channels_last = tuple(m.shape[1] != c and m.shape[-1] == c for m, c in zip(maps, channels))
-        else:  # channels-last only if the last axis cannot be a side of the map and axis 1 can
-            size = DRY_RUN_SIZE[ndim]
-            channels_last = tuple(not _is_side(m.shape[-1], size) and _is_side(m.shape[1], size) for m in maps)
+        else:  # channels-last only if the sides of the map are on axes 1.. and not on the last ones
+            sides = DRY_RUN_SIZE[ndim]
+            channels_last = tuple(not _are_sides(m.shape[2:], sides) and _are_sides(m.shape[1:-1], sides) for m in maps)
             channels = [int(m.shape[-1] if last else m.shape[1]) for m, last in zip(maps, channels_last)]
-            reductions = [round(size / int(m.shape[-2] if last else m.shape[-1])) for m, last in zip(maps, channels_last)]
+            reductions = [round(sides[0] / int(m.shape[1] if last else m.shape[2]))  # the longest side: least rounding
+                          for m, last in zip(maps, channels_last)]
     if len(channels) < 2 or min(channels) < 1 or any(a >= b for a, b in zip(reductions, reductions[1:])):
         raise ValueError(
             f"encoder={type(backbone).__name__} has feature channels {tuple(channels)} at reductions "
@@ -173,13 +176,24 @@ def read_backbone(backbone: Any, in_planes: int | None, ndim: int) -> BackboneRe
     return BackboneReader(tuple(channels), tuple(reductions), planes, call, tuple(channels_last))
 
 
-def _is_side(n: int, size: int) -> bool:
-    """True if ``n`` can be a side of a map of an input of side ``size``: ``size / n`` is a power of two."""
-    ratio = size / n
-    return ratio >= 1 and float(ratio).is_integer() and (int(ratio) & (int(ratio) - 1)) == 0
+def _are_sides(shape: Sequence[int], sides: Sequence[int]) -> bool:
+    """True if ``shape`` can be the sides of a map of an input of ``sides``: one reduction for all of them.
+
+    In 1-D a single length always "keeps the aspect", so there it must divide the input's length by
+    a power of two.
+    """
+    ratios = [side / n for side, n in zip(sides, shape)]
+    if len(ratios) == 1:
+        ratio = ratios[0]
+        return ratio >= 1 and float(ratio).is_integer() and (int(ratio) & (int(ratio) - 1)) == 0
+    return min(ratios) >= 1 and max(ratios) - min(ratios) < 0.01 * min(ratios)
 
 
 def prune_head(backbone: nn.Module, reader: BackboneReader) -> None:
-    """Drop a whole model's classifier and pooling, keeping every map (timm's ``prune_intermediate_layers``)."""
+    """Drop a whole model's classifier, pooling and unused final norm, keeping every map (timm's ``prune_intermediate_layers``).
+
+    blocks' own backbones keep their final ``norm_act``: their last map is taken after it.
+    """
     if reader.call == "intermediates" and callable(getattr(backbone, "prune_intermediate_layers", None)):
-        backbone.prune_intermediate_layers(len(reader.channels), prune_norm=False, prune_head=True)
+        own = isinstance(backbone, FeatureAPI)
+        backbone.prune_intermediate_layers(len(reader.channels), prune_norm=not own, prune_head=True)

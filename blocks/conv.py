@@ -19,6 +19,7 @@ from .checks import (
     NDIMS,
     SCALERS,
     IntOrTuple,
+    check_bool,
     check_call_output_size,
     check_choice,
     check_input,
@@ -43,16 +44,18 @@ MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 def resample(
     x: Tensor, output_size: Any, size: Any, scale_factor: Any, mode: str | None = None
 ) -> Tensor:
-    """Interpolate ``x`` (``align_corners=True``) to ``output_size`` if not None, else to ``size`` or by ``scale_factor``.
+    """Interpolate ``x`` to ``output_size`` if not None, else to ``size`` or by ``scale_factor``.
 
-    ``mode`` None means linear, bilinear or trilinear by the rank of ``x``. A leaf of ``torch.fx``
+    ``mode`` None means linear, bilinear or trilinear by the rank of ``x`` (``align_corners=True``);
+    ``'nearest'`` is nearest-neighbour. A leaf of ``torch.fx``
     traces (`torch.fx.wrap`): its choices depend on values that are Proxies while fx traces (an
     ``output_size`` left at its default, the rank of ``x``), so they are made when the graph runs.
     """
     mode = mode or MODES[x.dim() - 2]
+    corners = None if mode == "nearest" else True
     if output_size is None:
-        return F.interpolate(x, size, scale_factor, mode, align_corners=True)
-    return F.interpolate(x, size=output_size, mode=mode, align_corners=True)
+        return F.interpolate(x, size, scale_factor, mode, align_corners=corners)
+    return F.interpolate(x, size=output_size, mode=mode, align_corners=corners)
 
 
 torch.fx.wrap("resample")
@@ -74,11 +77,13 @@ class Upsample(nn.Upsample):
     """Linear, bilinear or trilinear up-sampling (``align_corners=True``) whose output size can be given per call.
 
     The mode follows the dimension: given as ``ndim``, else read from the input's rank at call time.
+    ``nearest=True`` up-samples by nearest neighbour instead (smp's decoder does).
 
     Args:
         size: Exact output size, an int or one per dimension; overrides ``scale_factor``.
         scale_factor: Integer factor, an int or one per dimension; used when no size is given.
         ndim: Spatial dimensions (1, 2 or 3), or None to take them from each input.
+        nearest: Nearest-neighbour instead of (bi/tri)linear interpolation.
 
     Raises:
         ValueError: If neither size nor scale is given, or either is not an int >= 1 or a tuple of them.
@@ -92,7 +97,12 @@ class Upsample(nn.Upsample):
     """
 
     def __init__(
-        self, *, size: IntOrTuple | None = None, scale_factor: IntOrTuple | None = None, ndim: int | None = None
+        self,
+        *,
+        size: IntOrTuple | None = None,
+        scale_factor: IntOrTuple | None = None,
+        ndim: int | None = None,
+        nearest: bool = False,
     ) -> None:
         if scale_factor is None and size is None:
             raise ValueError(
@@ -105,11 +115,13 @@ class Upsample(nn.Upsample):
         else:
             scale = _per_dimension("scale_factor", scale_factor, ndim)
             scale = tuple(float(s) for s in scale) if isinstance(scale, tuple) else float(scale)
-        super().__init__(size=size, scale_factor=scale, mode=MODES[ndim or 2], align_corners=True)
+        mode = "nearest" if check_bool("nearest", nearest) else MODES[ndim or 2]
+        super().__init__(size=size, scale_factor=scale, mode=mode, align_corners=None if nearest else True)
 
     def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
         """Up-sample ``x`` to ``output_size`` if given, else to the constructor's size or scale factor."""
-        return resample(x, output_size, self.size, self.scale_factor, self.mode if self.ndim is not None else None)
+        fixed = self.ndim is not None or self.mode == "nearest"
+        return resample(x, output_size, self.size, self.scale_factor, self.mode if fixed else None)
 
 
 def norm_act(

@@ -21,8 +21,9 @@ from .residual import BLOCKS, BlockSpec
 
 __all__ = ["UPSAMPLES", "Decoder", "DecoderStage", "make_head", "scaled_size"]
 
-UPSAMPLES = ("block", "interpolate")
-"""``upsample`` values: a residual up-scaling block (MDNC) or a plain interpolation (smp)."""
+UPSAMPLES = ("block", "interpolate", "nearest")
+"""``upsample`` values: a residual up-scaling block (MDNC), a plain (bi/tri)linear interpolation, or a
+nearest-neighbour one (smp's)."""
 
 
 class DecoderStage(nn.Module):
@@ -34,7 +35,8 @@ class DecoderStage(nn.Module):
     ``blocks``: ``layers`` blocks, the first from ``out_planes + skip_planes`` to ``out_planes``.
     With ``upsample='interpolate'`` (smp's lighter way), ``up`` is a plain `Upsample` to the skip's
     size (no learnable layer, ``in_planes`` channels kept) and the first block reads
-    ``in_planes + skip_planes``. With ``skip_planes=0`` there is no skip and the stage up-scales to
+    ``in_planes + skip_planes``; ``upsample='nearest'`` is the same with nearest-neighbour
+    up-sampling, as smp's decoder. With ``skip_planes=0`` there is no skip and the stage up-scales to
     the ``output_size`` given at call time.
 
     Args:
@@ -43,7 +45,7 @@ class DecoderStage(nn.Module):
         out_planes: Channels of the output.
         layers: Number of blocks after the fusion (0 allowed, when the channels need no change).
         spec: How the blocks are built (type, kernel, normalizer, activator, order, dimension).
-        upsample: ``'block'`` or ``'interpolate'``.
+        upsample: ``'block'``, ``'interpolate'`` or ``'nearest'``.
 
     Examples:
         >>> import torch
@@ -77,10 +79,10 @@ class DecoderStage(nn.Module):
         else:
             if layers == 0 and in_planes != out_planes:
                 raise ValueError(
-                    f"upsample='interpolate' keeps {in_planes} channels, so a stage to {out_planes} channels "
+                    f"upsample={upsample!r} keeps {in_planes} channels, so a stage to {out_planes} channels "
                     "needs at least one block (layers >= 1)"
                 )
-            self.up = Upsample(scale_factor=2, ndim=spec.ndim)
+            self.up = Upsample(scale_factor=2, ndim=spec.ndim, nearest=upsample == "nearest")
             fused = [in_planes + skip_planes] + [out_planes] * (layers - 1)
         self.blocks = nn.Sequential(*(spec.build(planes, out_planes) for planes in fused[:layers]))
 
@@ -122,7 +124,7 @@ class Decoder(nn.ModuleList):
         first_reduction: Reduction of the encoder's first map.
         fuses: Concatenate each level's map (U-Net) or only take its size (auto-encoder).
         widths: Output channels of each stage, deepest first (smp's ``decoder_channels``), or None.
-        upsample: How each stage up-scales: ``'block'`` or ``'interpolate'`` (see `DecoderStage`).
+        upsample: How each stage up-scales: ``'block'``, ``'interpolate'`` or ``'nearest'`` (see `DecoderStage`).
 
     Raises:
         ValueError: If ``widths`` has the wrong length or ``first_reduction`` is not a power of 2.

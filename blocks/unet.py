@@ -109,8 +109,9 @@ class UNet(Configurable, GradCheckpointing, nn.Module):
             for ``channels[i]`` per level (0.1.0's layout). Given, an encoder whose first map is at
             1/2**k gets k stages without a skip, so it has one entry per level down to the input's size.
         upsample: How a decoder stage up-scales: ``'block'`` (a residual block with
-            ``scaler='up'``, MDNC's way) or ``'interpolate'`` (a plain interpolation to the skip's
-            size, no learnable layer, smp's lighter way).
+            ``scaler='up'``, MDNC's way), ``'interpolate'`` (a plain (bi/tri)linear interpolation to
+            the skip's size, no learnable layer, smp's lighter way) or ``'nearest'`` (the same by
+            nearest neighbour, as smp).
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; with an encoder that has an
             ``ndim``, that one; else 2).
 
