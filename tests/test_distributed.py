@@ -58,6 +58,20 @@ def make_data() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(4, 1, 24, 20, generator=generator), torch.randn(4, 2, 24, 20, generator=generator)
 
 
+NETWORKS = {  # the other networks of the family, each with its input and target shapes
+    "ae": (lambda: blocks.AE2d(out_planes=2, channels=(4, 8), layers=1, normalizer="inst"), (1, 13, 11), (2, 13, 11)),
+    "encnet": (lambda: blocks.EncoderNet2d(out_length=3, channels=(4, 8), layers=1, normalizer="inst"), (1, 13, 11),
+               (3,)),
+    "decnet": (lambda: blocks.DecoderNet2d((13, 11), channels=(4, 8), layers=1, normalizer="inst"), (2,), (1, 13, 11)),
+}
+
+
+def network_data(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    _, x_shape, y_shape = NETWORKS[name]
+    generator = torch.Generator().manual_seed(2)
+    return torch.randn(4, *x_shape, generator=generator), torch.randn(4, *y_shape, generator=generator)
+
+
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     """STEPS steps of SGD with momentum on the mean squared error."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -73,7 +87,7 @@ def free_loopback_port() -> int:
         return s.getsockname()[1]
 
 
-def worker(rank: int, port: int, initial: dict, out_dir: str) -> None:
+def worker(rank: int, port: int, initial: dict, out_dir: str, others: dict) -> None:
     """One rank: DDP training, then FSDP training, from the same initial weights; saves both results."""
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # gloo on the loopback interface only
     torch.set_num_threads(1)
@@ -88,6 +102,13 @@ def worker(rank: int, port: int, initial: dict, out_dir: str) -> None:
         model.load_state_dict(initial)
         train(DistributedDataParallel(model), xs, ys)
         torch.save(model.state_dict(), Path(out_dir) / f"ddp{rank}.pt")
+
+        for name, state in others.items():  # AE, EncoderNet, DecoderNet under DDP too
+            network = NETWORKS[name][0]()
+            network.load_state_dict(state)
+            nx, ny = network_data(name)
+            train(DistributedDataParallel(network), nx.chunk(WORLD)[rank], ny.chunk(WORLD)[rank])
+            torch.save(network.state_dict(), Path(out_dir) / f"{name}{rank}.pt")
 
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
         from torch.distributed.fsdp import fully_shard
@@ -113,9 +134,10 @@ def worker(rank: int, port: int, initial: dict, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def run_two_ranks(initial: dict, out_dir: Path) -> None:
+def run_two_ranks(initial: dict, out_dir: Path, others: dict) -> None:
     context = mp.start_processes(
-        worker, args=(free_loopback_port(), initial, str(out_dir)), nprocs=WORLD, join=False, start_method="spawn"
+        worker, args=(free_loopback_port(), initial, str(out_dir), others), nprocs=WORLD, join=False,
+        start_method="spawn",
     )
     deadline = time.monotonic() + TIME_LIMIT
     while not context.join(timeout=1):
@@ -128,7 +150,8 @@ def run_two_ranks(initial: dict, out_dir: Path) -> None:
 def test_ddp_and_fsdp_equal_one_process_on_the_whole_batch(tmp_path):
     torch.manual_seed(0)
     initial = make_unet().state_dict()
-    run_two_ranks(initial, tmp_path)
+    others = {name: make().state_dict() for name, (make, _, _) in NETWORKS.items()}
+    run_two_ranks(initial, tmp_path, others)
 
     single = make_unet()
     single.load_state_dict(initial)
@@ -151,6 +174,15 @@ def test_ddp_and_fsdp_equal_one_process_on_the_whole_batch(tmp_path):
         torch.testing.assert_close(
             fsdp[0][key], expected[key], rtol=1e-4, atol=1e-6, msg=lambda m, key=key: f"FSDP {key}: {m}"
         )
+    for name, (make, _, _) in NETWORKS.items():
+        single = make()
+        single.load_state_dict(others[name])
+        train(single, *network_data(name))
+        ranks = [torch.load(tmp_path / f"{name}{rank}.pt") for rank in range(WORLD)]
+        for key, value in single.state_dict().items():
+            assert torch.equal(ranks[0][key], ranks[1][key]), f"{name}: DDP ranks differ in {key}"
+            torch.testing.assert_close(ranks[0][key], value, rtol=1e-4, atol=1e-6,
+                                       msg=lambda m, key=key, name=name: f"{name} DDP {key}: {m}")
 
 
 @pytest.mark.parametrize(
