@@ -193,3 +193,24 @@ def check_min_size(module: nn.Module, x: Tensor, min_size: int, reduction: int) 
             f"{type(module).__name__} needs an input of {sides} >= {min_size} (its deepest level, at "
             f"1/{reduction}, needs more than one pixel for normalization), got input of shape {tuple(x.shape)}"
         )
+
+
+def check_call(module: nn.Module, x: Tensor, output_size: Any, verb: str) -> tuple[Any, ...] | None:
+    """The call check of a unit or block: ``x`` is (B, in_planes, *spatial), and ``output_size`` fits.
+
+    ``module`` has ``in_planes``, ``ndim`` and ``upsamples``; ``verb`` names what it does not do
+    (``'up-sample'``, ``'up-scale'``) when it does not up-sample. Returns the checked ``output_size``.
+
+    Raises:
+        TypeError: If ``x`` is not a floating-point tensor.
+        ValueError: If ``x`` has the wrong shape, or ``output_size`` is malformed or given to a module
+            that does not up-sample.
+    """
+    check_input(module, x, module.in_planes, module.ndim)
+    output_size = check_call_output_size(module, output_size, module.ndim)
+    if output_size is not None and not module.upsamples:
+        raise ValueError(
+            f"output_size={output_size!r} given to a {type(module).__name__} that does not {verb} "
+            "(build it with scaler='up' and a stride or output_size)"
+        )
+    return output_size

@@ -20,9 +20,8 @@ from .checks import (
     SCALERS,
     IntOrTuple,
     check_bool,
-    check_call_output_size,
+    check_call,
     check_choice,
-    check_input,
     check_ndim,
     check_output_size,
     check_positive_int,
@@ -296,13 +295,7 @@ class ConvModern(Configurable, Layers):
         """
         if is_tracing():
             return
-        check_input(self, x, self.in_planes, self.ndim)
-        output_size = check_call_output_size(self, output_size, self.ndim)
-        if output_size is not None and not self.upsamples:
-            raise ValueError(
-                f"output_size={output_size!r} given to a {type(self).__name__} that does not up-sample "
-                "(build it with scaler='up' and a stride or output_size)"
-            )
+        output_size = check_call(self, x, output_size, "up-sample")
         if self.can_be_too_small:
             self._check_size(x, output_size)
 

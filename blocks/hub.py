@@ -14,7 +14,6 @@ U-Net's encoder) is written as a nested config.
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import json
 import os
@@ -36,12 +35,16 @@ WEIGHTS_NAME = "model.safetensors"
 CLASS_KEY = "blocks_class"
 """The key of ``config.json`` that names the public class (``UNet2d``)."""
 
+CLASSES: dict[str, type] = {}
+"""Every `Configurable` class by name: what ``blocks_class`` can name (filled as the classes are defined)."""
+
 
 class Configurable:
     """Mixin: record the arguments of the outermost constructor call; ``save_pretrained``; ``config``."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        CLASSES.setdefault(cls.__name__, cls)
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -160,10 +163,9 @@ def build_from_config(config: Mapping[str, Any]) -> nn.Module:
     Raises:
         ValueError: If the class is not one of blocks' public classes.
     """
-    blocks = importlib.import_module("blocks")
     name = config.get(CLASS_KEY)
-    cls = getattr(blocks, str(name), None)
-    if not (isinstance(cls, type) and issubclass(cls, Configurable)):
+    cls = CLASSES.get(str(name))
+    if cls is None:
         raise ValueError(f"config names {CLASS_KEY}={name!r}, which is not a class of blocks that can be built")
     return cls(**{key: _decode(value) for key, value in config.items() if key != CLASS_KEY})
 

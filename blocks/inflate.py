@@ -14,14 +14,13 @@ becomes k x k x k, keeping its width in depth (the stem's 7 included):
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .checks import check_choice
-from .hub import CLASS_KEY, Configurable, build_from_config
+from .hub import CLASS_KEY, CLASSES, Configurable, build_from_config
 
 __all__ = ["RULES", "inflate", "inflate_kernel"]
 
@@ -56,8 +55,7 @@ def _twin_config(config: dict[str, Any], ndim: int) -> dict[str, Any]:
     Raises:
         ValueError: If an argument holds one value per dimension (it has no meaning one dimension up).
     """
-    blocks = importlib.import_module("blocks")
-    cls = getattr(blocks, config[CLASS_KEY])
+    cls = CLASSES[config[CLASS_KEY]]
     twin: dict[str, Any] = {}
     for key, value in config.items():
         if key in PER_DIMENSION_ARGUMENTS and isinstance(value, list):

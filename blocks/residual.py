@@ -23,8 +23,7 @@ from torch.utils.checkpoint import checkpoint
 from .checks import (
     IntOrTuple,
     check_bool,
-    check_call_output_size,
-    check_input,
+    check_call,
     check_positive_int,
     check_tuple,
     is_tracing,
@@ -175,15 +174,8 @@ class ResidualBlock(Configurable, nn.Module):
             ValueError: If ``x`` is not (B, in_planes, *spatial), or ``output_size`` is malformed or
                 given to a block that does not up-scale.
         """
-        if is_tracing():
-            return
-        check_input(self, x, self.in_planes, self.ndim)
-        output_size = check_call_output_size(self, output_size, self.ndim)
-        if output_size is not None and not self.upsamples:
-            raise ValueError(
-                f"output_size={output_size!r} given to a {type(self).__name__} that does not up-scale "
-                "(build it with scaler='up' and a stride or output_size)"
-            )
+        if not is_tracing():
+            check_call(self, x, output_size, "up-scale")
 
     def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
         """Apply the block: branch(x) + shortcut(x), then the activation in ``'old'`` order.

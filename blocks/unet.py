@@ -39,7 +39,7 @@ torchvision's Kaiming rule), since it may be pretrained.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from torch import Tensor, nn
 
