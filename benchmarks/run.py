@@ -201,6 +201,21 @@ class Pair:
     dense: bool = False
 
 
+READINGS: dict[str, str] = {
+    "resnet50": "the same architecture layer for layer (torchvision's): any ratio is the library's own cost",
+    "pre-act resnet50": "pre-activation ResNets that differ in the projection shortcut (ours normalizes it, "
+                        "timm's convolves the shared pre-activated input), so ours has 4 more norms",
+    "U-Net like-for-like": "the same resnet34 encoder, decoder widths and nearest up-sampling as smp; our plain "
+                           "decoder blocks add 1x1 projections, norms and residual sums (1 % more parameters)",
+    "default U-Net": "different designs (the seed's bottleneck U-Net, 64..1024, against smp's resnet34 U-Net or "
+                     "MONAI's residual U-Net): compare the achieved GFLOP/s, not the times",
+    "3-D U-Net": "plain-block 3-D U-Net against MONAI's residual-unit U-Net at the same widths, instance norm and "
+                 "PReLU in both: they convolve differently at full resolution, so compare GFLOP/s",
+    "1-D resnet18": "the same network written directly with torch.nn: the ratio is the library's overhead",
+}
+"""A one-line reading of each comparison: what is compared, and why the architectures do or do not match."""
+
+
 def pairs(quick: bool) -> list[Pair]:
     """The comparisons, at full or quick sizes."""
     image = (1, 3, 64, 64) if quick else (8, 3, 224, 224)
@@ -492,11 +507,13 @@ def table(results: dict) -> str:
         "|---|---|---|---|---:|---:|---:|---|",
     ]
     for row in results["rows"]:
-        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x ({row['better']} is better)"
         lines.append(
             f"| {row['group']} | {row['metric']} | {row['ours']} | {row['peer']} | {_number(row['ours_value'])} "
-            f"| {_number(row['peer_value'])} | {ratio} ({row['better']} is better) | {row['note']} |"
+            f"| {_number(row['peer_value'])} | {ratio} | {row['note']} |"
         )
+    groups = list(dict.fromkeys(row["group"] for row in results["rows"]))
+    lines += [""] + [f"- **{group}**: {READINGS[group]}." for group in groups if group in READINGS]
     ckpt = results.get("checkpointing", {})
     if ckpt.get("peak_mb") and ckpt.get("checkpointed_peak_mb"):
         lines += ["", f"Gradient checkpointing, default UNet2d, training step at {ckpt['input']}: peak "
