@@ -196,5 +196,13 @@ def from_pretrained(folder: str | os.PathLike, map_location: str | torch.device 
     with torch.device("meta"):
         model = build_from_config(config)
     state = load_file(folder / WEIGHTS_NAME, device=str(map_location))
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    problems = [f"missing {key}" for key in expected if key not in state]
+    problems += [f"unexpected {key}" for key in state if key not in expected]
+    problems += [f"{key} is {tuple(state[key].shape)}, expected {shape}" for key, shape in expected.items()
+                 if key in state and tuple(state[key].shape) != shape]
+    if problems:
+        raise ValueError(f"from_pretrained: {WEIGHTS_NAME} does not fit the {config.get(CLASS_KEY)} of {CONFIG_NAME}: "
+                         f"{'; '.join(problems[:10])}{' ...' if len(problems) > 10 else ''}")
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checks import check_choice
+from .checks import check_choice, named_class
 from .hub import CLASS_KEY, CLASSES, Configurable, build_from_config
 
 __all__ = ["RULES", "inflate", "inflate_kernel"]
@@ -65,8 +65,8 @@ def _twin_config(config: dict[str, Any], ndim: int) -> dict[str, Any]:
             )
         twin[key] = _twin_config(value, ndim) if isinstance(value, dict) and CLASS_KEY in value else value
     if getattr(cls, "fixed_ndim", None) is not None:
-        generic = cls.__bases__[0]
-        twin[CLASS_KEY] = next(c for c in generic.__subclasses__() if getattr(c, "fixed_ndim", None) == ndim).__name__
+        generic = next(c for c in cls.__mro__ if getattr(c, "fixed_ndim", None) is None)  # AE2d -> AE
+        twin[CLASS_KEY] = named_class(generic, ndim).__name__
     else:
         twin["ndim"] = ndim
     return twin

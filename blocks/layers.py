@@ -171,6 +171,8 @@ def _split(spec: LayerSpec, kind: str, registry: Mapping[str, LayerFactory | Non
     if spec is None:
         return None, {}
     kwargs: dict[str, Any] = {}
+    if isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], Mapping):
+        spec = tuple(spec)  # a pair read back from JSON (huggingface_hub's mixin passes config.json's lists)
     if isinstance(spec, tuple):
         if len(spec) != 2 or not isinstance(spec[0], str) or not isinstance(spec[1], Mapping):
             raise ValueError(f"{kind} pair must be (name, kwargs) with a str name and a dict, got {spec!r}")

@@ -63,7 +63,9 @@ class ModelEntry:
         if ndim is None:
             return 2 if 2 in self.input_sizes else self.ndims[0]
         if check_ndim(ndim) not in self.input_sizes:
-            raise ValueError(f"{self.name} is {self.ndims[0]}-D only; got ndim={ndim} (see list_models('{self.name[:-2]}*'))")
+            twin = f"{self.name[:-2]}{ndim}d" if self.name.endswith(f"{self.ndims[0]}d") else None
+            hint = f" (use {twin!r})" if twin in _MODELS else ""
+            raise ValueError(f"{self.name} is {self.ndims[0]}-D only; got ndim={ndim}{hint}")
         return ndim
 
     def describe(self, ndim: int | None = None) -> str:

@@ -127,3 +127,8 @@ def test_inflate_kernel_rules():
     assert i3d.shape == center.shape == (4, 2, 5, 3, 3)
     torch.testing.assert_close(i3d.sum(dim=2), weight)  # the depth slices sum to the 2-D kernel
     assert torch.equal(center[:, :, 2], weight) and center[:, :, [0, 1, 3, 4]].abs().sum() == 0
+
+
+def test_a_user_subclass_inflates_to_the_named_3d_class():
+    subclass = type("MyEncoder", (blocks.EncoderNet2d,), {})
+    assert type(inflate(subclass(channels=(4, 8), layers=1))).__name__ == "EncoderNet3d"
