@@ -137,7 +137,8 @@ def register_normalizer(name: str, factory: LayerFactory) -> None:
 
     Args:
         name: The new name; an existing name is replaced.
-        factory: ``f(channels, **kwargs) -> nn.Module``, called with the number of channels to normalize.
+        factory: ``f(channels, **kwargs) -> nn.Module``, called with the number of channels to normalize;
+            a factory that declares a parameter ``ndim`` also gets the block's dimension.
 
     Examples:
         >>> from torch import nn
@@ -154,7 +155,8 @@ def register_activator(name: str, factory: LayerFactory) -> None:
 
     Args:
         name: The new name; an existing name is replaced.
-        factory: ``f(channels, **kwargs) -> nn.Module``, called with the number of channels it acts on.
+        factory: ``f(channels, **kwargs) -> nn.Module``, called with the number of channels it acts on;
+            a factory that declares a parameter ``ndim`` also gets the block's dimension.
 
     Examples:
         >>> from torch import nn

@@ -1,4 +1,4 @@
-"""ResNet backbones composed of BlockPlain2d / BlockBottleneck2d, and torchvision weight import.
+"""ResNet backbones of plain or bottleneck blocks in 1-D, 2-D and 3-D, and torchvision weight import.
 
 With the defaults, ``resnet18`` ... ``resnet152`` are torchvision's architectures layer for layer
 (same parameter counts, same summary rows), and `from_torchvision` loads torchvision's weights.
@@ -284,7 +284,7 @@ def resnet18(**kwargs: Any) -> ResNet:
     """ResNet-18: plain blocks, (2, 2, 2, 2) per stage; 11,689,512 parameters with the defaults.
 
     Args:
-        **kwargs: Keyword arguments of `ResNet` (``in_planes``, ``num_classes``,
+        **kwargs: Keyword arguments of `ResNet` (``in_planes``, ``num_classes``, ``ndim``,
             ``normalizer``, ``activator``, ``layer_order``).
 
     Examples:
