@@ -33,7 +33,7 @@ import shlex
 import sys
 import textwrap
 import unittest.mock
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,12 @@ class DirectiveError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------ MkDocs events
+
+
+def on_config(config: Any, **kwargs: Any) -> Any:
+    """Show the package's version in every page's footer (``blocks.__version__``, one source)."""
+    config["copyright"] = f"blocks {blocks.__version__} · MIT licence"
+    return config
 
 
 def on_page_markdown(markdown: str, page: Any = None, **kwargs: Any) -> str:
@@ -118,10 +124,34 @@ def namespace() -> dict[str, Any]:
     return {"torch": torch, "nn": nn, "blocks": blocks, **{name: getattr(blocks, name) for name in blocks.__all__}}
 
 
+OUTSIDE = re.compile(r"\b(timm|torchvision|create_feature_extractor)\b")
+"""Names of outside libraries an expression may use; they are imported only when it does."""
+
+
+def outside_namespace() -> dict[str, Any]:
+    """``timm``, ``torchvision`` and torchvision's ``create_feature_extractor`` (imported on first use)."""
+    import timm
+    import torchvision
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    return {"timm": timm, "torchvision": torchvision, "create_feature_extractor": create_feature_extractor}
+
+
+def evaluate(expression: str, device: str = "meta", **names: Any) -> Any:
+    """Evaluate an expression of the docs with tensors created on ``device`` and ``names`` in scope.
+
+    The scope is `namespace`, plus `outside_namespace` when the expression names timm or torchvision.
+    """
+    scope = namespace()
+    if OUTSIDE.search(expression):
+        scope.update(outside_namespace())
+    with torch.device(device):
+        return eval(expression, {**scope, **names})  # noqa: S307 - the expressions are the docs' own
+
+
 def build(expression: str, device: str = "meta") -> nn.Module:
     """Evaluate a model expression with its parameters created on ``device``."""
-    with torch.device(device):
-        model = eval(expression, namespace())  # noqa: S307 - the expressions are the docs' own
+    model = evaluate(expression, device)
     if not isinstance(model, nn.Module):
         raise DirectiveError(f"{expression!r} gave a {type(model).__name__}, not an nn.Module")
     return model
@@ -189,6 +219,21 @@ def docstring_args(doc: str) -> dict[str, str]:
     return {key: markdown_of_rst(value) for key, value in described.items()}
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the enclosed real (CPU) computations on one intra-op thread, then restore the count.
+
+    The docs compute for real only on small models, where threads bring no speed; on a busy
+    machine they cost a lot (a build took twice as long with two threads on two shared cores).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def meta_forward(model: nn.Module, input_size: Sequence[int], hooked: Sequence[nn.Module]) -> tuple[Any, dict]:
     """Run ``model`` on a meta input of ``input_size``; return its output and each hooked module's output."""
     outputs: dict[int, Any] = {}
@@ -221,7 +266,8 @@ def torchsummary(model: str, input_size: Sequence[int]) -> str:
     import torchsummary as stock
 
     torch.manual_seed(0)
-    text = printed(stock.summary, build(model, "cpu"), tuple(input_size), device="cpu")
+    with one_thread():
+        text = printed(stock.summary, build(model, "cpu"), tuple(input_size), device="cpu")
     return fence(text, title=f"torchsummary.summary({model}, {tuple(input_size)}, device='cpu')")
 
 
@@ -401,23 +447,274 @@ def benchmarks(path: str = "benchmarks/results.json") -> str:
 
 
 @directive
+def quickstart(steps: int = 120) -> str:
+    """Run ``examples/quickstart.py`` (its ``main``) and show its figures and pictures, embedded as PNG data."""
+    import base64
+    import tempfile
+
+    spec = importlib.util.spec_from_file_location("quickstart", DOCS.parent / "examples" / "quickstart.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with tempfile.TemporaryDirectory() as folder:
+        figures = script.main(steps=steps, out_dir=Path(folder))
+        pictures = {name: base64.b64encode((Path(folder) / name).read_bytes()).decode() for name in
+                    ("loss.png", "predictions.png")}
+    lines = [
+        f"Measured while this page was built: {steps} steps, {figures['seconds_per_step']:.2f} s a step "
+        f"({figures['seconds']:.0f} s in all), validation Dice **{figures['dice']:.3f}**; the loss went from "
+        f"{figures['losses'][0]:.2f} to {figures['losses'][-1]:.2f}.",
+        "",
+        *(f'<img alt="{name}" src="data:image/png;base64,{data}" style="max-width: 100%">' for name, data in
+          pictures.items()),
+        "",
+        "The model and the training loop, as they stand in `examples/quickstart.py`:",
+        "",
+        fence(quickstart_loop(), "python", title="examples/quickstart.py"),
+    ]
+    return "\n".join(lines)
+
+
+def quickstart_loop() -> str:
+    """The lines of ``examples/quickstart.py`` from the model to the optimizer step, dedented."""
+    source = (DOCS.parent / "examples" / "quickstart.py").read_text().splitlines()
+    start = next(i for i, line in enumerate(source) if "model = blocks.UNet2d(" in line)
+    stop = next(i for i, line in enumerate(source) if "optimizer.step()" in line and i > start)
+    return textwrap.dedent("\n".join(source[start:stop + 1]))
+
+
+@directive
 def example(name: str) -> str:
     """The script ``docs/examples/<name>`` and what it prints, run as ``__main__`` in this process.
 
-    Names the script registers are removed afterwards, so no page sees another page's example.
+    Names the script registers (normalizers, activators, models) are removed afterwards, so no page
+    sees another page's example.
     """
+    from blocks import registry as models_registry
+
     path = DOCS / "examples" / name
-    registries = [layers.NORMALIZERS, layers.ACTIVATORS]
+    registries = [layers.NORMALIZERS, layers.ACTIVATORS, models_registry._MODELS]
     saved = [dict(registry) for registry in registries]
     try:
         torch.manual_seed(0)
-        output = printed(runpy.run_path, str(path), run_name="__main__")
+        with one_thread():
+            output = printed(runpy.run_path, str(path), run_name="__main__")
     finally:
         for registry, entries in zip(registries, saved):
             registry.clear()
             registry.update(entries)
     source = fence(path.read_text().rstrip(), "python", title=name)
     return f"{source}\n\nIt prints:\n\n{fence(output, title='output')}"
+
+
+# ---------------------------------------------------- networks, presets, encoders, models (and MDNC)
+
+
+def stage_list(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """A network's stages in order: its children, with the items of a ``ModuleList`` one by one (``encoder[0]``)."""
+    named: list[tuple[str, nn.Module]] = []
+    for name, child in net.named_children():
+        if isinstance(child, nn.ModuleList):
+            named += [(f"{name}[{i}]", item) for i, item in enumerate(child)]
+        else:
+            named.append((name, child))
+    return named
+
+
+@directive
+def stages(model: str, input_size: Sequence[int]) -> str:
+    """The output shape and parameters of each stage of a network (`stage_list`), run on the meta device.
+
+    Every stage must run; the last row is the whole network and its output.
+    """
+    net = build(model)
+    named = stage_list(net)
+    result, outputs = meta_forward(net, input_size, [module for _, module in named])
+    rows = [["input", "", "", code(shape_text(input_size))]]
+    for name, module in named:
+        if id(module) not in outputs:
+            raise DirectiveError(f"{model}: stage {name} did not run on an input of {tuple(input_size)}")
+        output = outputs[id(module)]
+        rows.append([code(name), stage_text(module), f"{count(module):,}", code(shape_text(output.shape))])
+    rows.append(["total", "", f"{count(net):,}", code(shape_text(result.shape))])
+    return table(["stage", "what", "parameters", "output shape"], rows, "llrl")
+
+
+def flop_count(model: nn.Module, input_size: Sequence[int]) -> int:
+    """FLOPs of one forward pass on a meta input of ``input_size`` (``torch.utils.flop_counter``).
+
+    It counts the matrix products and convolutions, a multiply-add as two FLOPs; norms, activations
+    and interpolations are not counted. The meta device gives the same count as real tensors.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.empty(tuple(input_size), device="meta"))
+    return counter.get_total_flops()
+
+
+def size_text(shape: Sequence[int]) -> str:
+    """A shape as the prose writes it: ``1×1×256×256``."""
+    return "×".join(map(str, shape))
+
+
+def preset_call(name: str, out_size: Sequence[int]) -> str:
+    """The call that builds preset ``name`` with its defaults: ``unet16()``, ``decnet13((256, 256))``."""
+    from blocks.networks import DecoderNet
+    from blocks.presets import PRESETS
+
+    return f"{name}({tuple(out_size)})" if PRESETS[name].network is DecoderNet else f"{name}()"
+
+
+@directive
+def preset_costs(input_size: Sequence[int], out_size: Sequence[int], in_length: int = 2) -> str:
+    """MDNC's presets of ``blocks.presets.PRESETS`` in 2-D: layout, default widths, parameters and GFLOPs.
+
+    U-Nets, auto-encoders and encoder networks run on an input of ``input_size``; decoder networks
+    are built for ``out_size`` and run on a batch of ``in_length`` vectors (the same batch size).
+    ``channels`` shows the first and the last level's widths (``64 × 2**i`` in between). The page
+    states the inputs and ``out_size``.
+    """
+    from blocks.networks import DecoderNet
+    from blocks.presets import PRESETS
+
+    rows = []
+    for name, (network, layers, block) in PRESETS.items():
+        call = preset_call(name, out_size)
+        model = build(call)
+        shape = (input_size[0], in_length) if network is DecoderNet else tuple(input_size)
+        rows.append([
+            code(name), f"{network.__name__}2d", ", ".join(map(str, layers)), block,
+            f"{model.channels[0]} … {model.channels[-1]}", f"{count(model):,}",
+            f"{flop_count(model, shape) / 1e9:,.1f}",
+        ])
+    head = ["preset", "builds", "blocks per level", "block", "channels", "parameters", "GFLOPs"]
+    return table(head, rows, "lllllrr")
+
+
+@directive
+def mdnc_counts(counts: dict[str, int], out_size: Sequence[int], notes: dict[str, str] | None = None) -> str:
+    """The parameters of MDNC's presets (``counts``, measured with MDNC's code) beside blocks' presets of the same name.
+
+    blocks' counts are computed now (decoder networks for ``out_size``); ``notes`` adds a remark per preset.
+    """
+    from blocks.presets import PRESETS
+
+    unknown = sorted(set(counts) - set(PRESETS))
+    if unknown:
+        raise DirectiveError(f"not presets of blocks: {unknown}")
+    notes = notes or {}
+    rows = []
+    for name, theirs in counts.items():
+        ours = count(build(preset_call(name, out_size)))
+        rows.append([code(name), f"{theirs:,}", f"{ours:,}", f"{ours / theirs:.2f}", notes.get(name, "")])
+    return table(["preset", "MDNC's parameters", "blocks' parameters", "blocks / MDNC", "note"], rows, "lrrrl")
+
+
+@directive
+def encoders(
+    backbones: Sequence[str], decoder_channels: Sequence[int], input_size: Sequence[int] = (1, 3, 224, 224)
+) -> str:
+    """Outside backbones as U-Net encoders: what the adapter reads, and the U-Net's parameters.
+
+    Each expression of ``backbones`` is built on the meta device, given to
+    ``UNet2d(out_planes=2, encoder=...)`` (once with the default decoder, once with
+    ``decoder_channels``), and the U-Net is run on the meta device: its output must have the
+    input's size (``input_size``, its channel count replaced by what the adapter read). The page
+    states ``decoder_channels`` (the last column's title does not repeat it).
+    """
+    rows = []
+    for expression in backbones:
+        net = build(f"UNet2d(out_planes=2, encoder={expression})")
+        reader = net.reader
+        shape = (input_size[0], reader.in_planes, *input_size[2:])
+        result, _ = meta_forward(net, shape, [])
+        if tuple(result.shape) != (shape[0], 2, *shape[2:]):
+            raise DirectiveError(f"UNet2d(encoder={expression}) gave {tuple(result.shape)} for an input of {shape}")
+        narrow = build(f"UNet2d(out_planes=2, encoder={expression}, decoder_channels={tuple(decoder_channels)})")
+        rows.append([
+            code(expression), ", ".join(map(str, reader.channels)), ", ".join(map(str, reader.reductions)),
+            "yes" if any(reader.channels_last) else "no", f"{count(net):,}", f"{count(narrow):,}",
+        ])
+    head = ["`encoder=`", "feature channels", "reductions", "NHWC", "U-Net parameters", "with smp's widths"]
+    return table(head, rows, "lllrrr")
+
+
+@directive
+def raises(expression: str, error: str = "ValueError") -> str:
+    """The error that evaluating ``expression`` (on the meta device) raises, as a user sees it.
+
+    ``folder`` names a fresh temporary folder in the expression's scope (for ``save_pretrained``);
+    an expression that raises nothing, or another error than ``error``, stops the build.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            evaluate(expression, folder=folder)
+        except Exception as raised:  # noqa: BLE001 - which error it is, is checked just below
+            if type(raised).__name__ != error:
+                raise DirectiveError(f"{expression} raised {type(raised).__name__}, not {error}: {raised}") from raised
+            return fence(f">>> {expression}\n{type(raised).__name__}: {raised}", "pycon")
+    raise DirectiveError(f"{expression} raised nothing; expected a {error}")
+
+
+@directive
+def models(filter: str = "*") -> str:  # noqa: A002 - list_models' keyword
+    """The registry (``blocks.list_models(filter)``): description, dimensions, parameters, default input and keywords.
+
+    Parameters and the default input are those of 2-D, or of the model's only dimension; each model
+    is built by ``blocks.create_model(name)`` on the meta device.
+    """
+    from blocks.registry import model_entry
+
+    rows = []
+    for name in blocks.list_models(filter):
+        entry = model_entry(name)
+        ndim = 2 if 2 in entry.ndims else entry.ndims[0]
+        with torch.device("meta"):
+            model = blocks.create_model(name)
+        defaults = ", ".join(f"{key}={value!r}" for key, value in entry.defaults(ndim).items())
+        rows.append([
+            code(name), markdown_of_rst(entry.describe()), ", ".join(f"{n}-D" for n in entry.ndims),
+            f"{count(model):,}", code(str(entry.input_size())), code(defaults) if defaults else "",
+        ])
+    head = ["name", "description", "dimensions", "parameters", "default input", "keywords it passes"]
+    return table(head, rows, "lllrll")
+
+
+@directive
+def inflation(
+    model: str, input_size: Sequence[int], depths: Sequence[int], center_depths: Sequence[int] | None = None,
+    seed: int = 0,
+) -> str:
+    """How close the 3-D twin (``blocks.inflate``, each rule) of a 2-D model comes to it, per depth.
+
+    ``model`` is built on the CPU after ``torch.manual_seed(seed)`` (PyTorch's initialisation) and
+    put in eval mode; one random batch of ``input_size`` is repeated along depth: ``depths`` for the
+    I3D rule, ``center_depths`` (by default the same) for the center rule. Each row is the cosine of
+    the flattened outputs and their largest difference. The center rule must be exact (else the
+    build stops). Real arithmetic: keep the model small.
+    """
+    from blocks.inflate import RULES
+
+    torch.manual_seed(seed)
+    flat = build(model, "cpu").eval()
+    image = torch.randn(tuple(input_size))
+    per_rule = {"i3d": depths, "center": depths if center_depths is None else center_depths}
+    if set(per_rule) != set(RULES):
+        raise DirectiveError(f"blocks.inflate's rules are {RULES}; this directive knows {tuple(per_rule)}")
+    rows = []
+    with torch.no_grad(), one_thread():
+        expected = flat(image)
+        for rule in RULES:
+            deep = blocks.inflate(flat, rule=rule).eval()
+            for depth in per_rule[rule]:
+                got = deep(image.unsqueeze(2).expand(-1, -1, depth, *image.shape[2:]))
+                if rule == "center" and not torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
+                    raise DirectiveError(f"the center rule is not exact for {model} at depth {depth}")
+                cosine = nn.functional.cosine_similarity(got.flatten(), expected.flatten(), dim=0).item()
+                rows.append([code(repr(rule)), depth, f"{cosine:.3f}", f"{(got - expected).abs().max().item():.1e}"])
+    return table(["rule", "depth", "cosine to the 2-D output", "largest difference"], rows, "lrrr")
 
 
 MODULE_ORDER = [
@@ -555,17 +852,56 @@ def describe(model: nn.Module, input_size: Sequence[int]) -> Diagram:
     return Diagram(list(input_size), list(result.shape[1:]), branch, shortcut, after)
 
 
-def stage_text(stage: nn.Module) -> str:
-    """A few words on a U-Net stage: its blocks, or its layers."""
+def stage_text(stage: nn.Module, target: str | None = None) -> str:
+    """A few words on a network's stage: its blocks, or its layers.
+
+    ``target`` says where a decoder stage without a skip up-scales to (e.g. ``"the input size"``).
+    """
     if hasattr(stage, "up") and hasattr(stage, "blocks"):  # a decoder stage
-        up = "up-scale, concat skip" if getattr(stage, "skip_planes", 0) else "up-scale to the input size"
+        if getattr(stage, "skip_planes", 0):
+            up = "up-scale, concat skip"
+        else:
+            up = f"up-scale to {target}" if target else "up-scale"
         return f"{up}, {len(stage.blocks)} blocks" if len(stage.blocks) else up
+    if isinstance(stage, nn.Linear):
+        return f"Linear {stage.in_features}→{stage.out_features}"
     children = list(stage.children()) if isinstance(stage, nn.Sequential) else []
     if children and all(type(c) is type(children[0]) for c in children) and hasattr(children[0], "branch"):
         return f"{len(children)} × {type(children[0]).__name__}"
     if children:
         return " → ".join(type(c).__name__ for c in children)
     return type(stage).__name__
+
+
+def feature_modules(backbone: nn.Module) -> list[str]:
+    """The submodule of ``backbone`` that outputs each of its maps, from its ``feature_info``.
+
+    timm's feature extractors (``features_only=True``) hold their stages under flattened names
+    (``stages.0`` becomes ``stages_0``); either spelling is accepted.
+    """
+    names = []
+    for feature in backbone.feature_info:
+        name = feature["module"]
+        try:
+            backbone.get_submodule(name)
+        except AttributeError:
+            name = name.replace(".", "_")
+        names.append(name)
+    return names
+
+
+def decoder_target(net: nn.Module, index: int) -> str:
+    """Where decoder stage ``index`` of a U-Net or auto-encoder up-scales to when it has no skip.
+
+    An auto-encoder's stages take the size of their encoder level; the stages past the encoder's first
+    map (a backbone at 1/2 or less) go to the input's size, or to 1/2, 1/4 ... of it on the way there.
+    """
+    decoder = net.decoder
+    if index < decoder.levels:
+        level = decoder.levels - 1 - index
+        return f"encoder[{level}]'s size" if isinstance(net.encoder, nn.ModuleList) else f"the size of map {level}"
+    factor = 2 ** (len(decoder) - 1 - index) if len(decoder) - decoder.levels > 1 else 1
+    return "the input size" if factor == 1 else f"1/{factor} of the input size"
 
 
 def unet_levels(net: nn.Module, input_size: Sequence[int]) -> list[Level]:
@@ -576,12 +912,13 @@ def unet_levels(net: nn.Module, input_size: Sequence[int]) -> list[Level]:
     if isinstance(net.encoder, nn.ModuleList):
         stages += [(f"encoder[{i}]", stage, "encoder") for i, stage in enumerate(net.encoder)]
     else:  # a backbone: its features are the outputs of the modules named in feature_info
-        stages += [(f"encoder.{f['module']}", net.encoder.get_submodule(f["module"]), "encoder")
-                   for f in net.encoder.feature_info]
+        stages += [(f"encoder.{name}", net.encoder.get_submodule(name), "encoder")
+                   for name in feature_modules(net.encoder)]
     stages += [(f"decoder[{i}]", stage, "decoder") for i, stage in enumerate(net.decoder)]
     stages.append(("head", net.head, "head"))
     result, outputs = meta_forward(net, input_size, [stage for _, stage, _ in stages])
-    levels = [Level(name, stage_text(stage), count(stage), list(outputs[id(stage)].shape), part)
+    targets = {id(stage): decoder_target(net, i) for i, stage in enumerate(net.decoder)}
+    levels = [Level(name, stage_text(stage, targets.get(id(stage))), count(stage), list(outputs[id(stage)].shape), part)
               for name, stage, part in stages]
     if list(result.shape) != levels[-1].shape:
         raise DirectiveError(f"the head gave {levels[-1].shape} but the U-Net returned {list(result.shape)}")

@@ -392,6 +392,204 @@ def test_a_bad_directive_stops_the_build_naming_the_page(text, message):
     assert str(error.value).startswith("page.md")
 
 
+def meta_count(expression: str) -> int:
+    """Parameters of a model expression of the docs, built on the meta device."""
+    return sum(p.numel() for p in hooks.build(expression).parameters())
+
+
+def test_stages_table_is_what_each_stage_of_an_encoder_network_outputs():
+    rows = table_rows(hooks.run('stages("EncoderNet2d()", (2, 1, 97, 131))'))
+    with torch.device("meta"):
+        net = blocks.EncoderNet2d()
+        x = torch.empty(2, 1, 97, 131)
+        maps = net.forward_intermediates(x, intermediates_only=True)
+        output = net(x)
+    shapes = {row[0]: row[-1] for row in rows}
+    assert [row[0] for row in rows] == [
+        "input", "`stem`", *[f"`encoder[{i}]`" for i in range(5)], "`norm_act`", "`avgpool`", "`fc`", "total"
+    ]
+    assert [shapes[f"`encoder[{i}]`"] for i in range(4)] == [f"`{list(m.shape)}`" for m in maps[:4]]
+    assert shapes["`norm_act`"] == f"`{list(maps[-1].shape)}`" == "`[2, 1024, 7, 9]`"
+    assert shapes["total"] == f"`{list(output.shape)}`" == "`[2, 2]`"
+    assert rows[-1][2] == f"{sum(p.numel() for p in net.parameters()):,}"
+    assert {row[0]: row[1] for row in rows}["`fc`"] == "Linear 1024→2"
+    assert sum(int(row[2].replace(",", "")) for row in rows[1:-1]) == sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize(
+    ("model", "input_size", "output"),
+    [
+        ("DecoderNet2d((97, 131))", (2, 2), [2, 1, 97, 131]),
+        ("DecoderNet2d((97, 131), in_length=None)", (2, 1024, 7, 9), [2, 1, 97, 131]),
+        ("DecoderNet1d(3000, in_length=8, channels=(16, 32, 64, 128))", (4, 8), [4, 1, 3000]),
+    ],
+)
+def test_stages_table_of_a_decoder_network_goes_up_level_by_level(model, input_size, output):
+    rows = table_rows(hooks.run(f"stages({model!r}, {input_size})"))
+    net = hooks.build(model)
+    shapes = {row[0]: row[-1] for row in rows}
+    assert shapes["total"] == shapes["`head`"] == f"`{output}`"
+    levels = [f"`{[input_size[0], c, *size]}`" for c, size in zip(net.channels, net.sizes)]
+    assert shapes["`bottom`"] == levels[-1]
+    assert [shapes[f"`decoder[{j}]`"] for j in range(len(net.channels) - 1)] == levels[-2::-1]
+    assert ("`fc`" in shapes) == (net.fc is not None)
+    assert rows[-1][2] == f"{meta_count(model):,}"
+
+
+def test_stages_refuses_a_stage_that_does_not_run(monkeypatch):
+    listed = hooks.stage_list
+    monkeypatch.setattr(hooks, "stage_list", lambda net: [*listed(net), ("spare", torch.nn.ReLU())])
+    with pytest.raises(hooks.DirectiveError, match="stage spare did not run"):
+        hooks.run('stages("EncoderNet2d(channels=(4, 8), layers=1)", (1, 1, 9, 9))')
+
+
+def test_unet_table_of_an_auto_encoder_says_which_level_each_stage_goes_to():
+    rows = table_rows(hooks.run('unet("AE2d()", (1, 1, 97, 131))'))
+    what = {row[0]: row[1] for row in rows}
+    assert [what[f"`decoder[{i}]`"] for i in range(4)] == [
+        f"up-scale to encoder[{3 - i}]'s size, 2 blocks" for i in range(4)
+    ]
+    assert {row[0]: row[-1] for row in rows}["`head`"] == "`[1, 1, 97, 131]`"
+
+
+def test_unet_table_of_a_backbone_with_extra_stages_names_their_sizes():
+    pytest.importorskip("timm")
+    model = ("UNet2d(out_planes=2, encoder=timm.create_model('convnext_atto', features_only=True), "
+             "decoder_channels=(256, 128, 64, 32, 16))")
+    rows = table_rows(hooks.run(f"unet({model!r}, (1, 3, 224, 224))"))
+    what = {row[0]: (row[1], row[-1]) for row in rows}
+    assert what["`encoder.stages_0`"][1] == "`[1, 40, 56, 56]`"  # timm's flattened module names
+    assert what["`decoder[3]`"] == ("up-scale to 1/2 of the input size, 2 blocks", "`[1, 32, 112, 112]`")
+    assert what["`decoder[4]`"] == ("up-scale to the input size, 2 blocks", "`[1, 16, 224, 224]`")
+
+
+def test_flop_count_on_the_meta_device_is_the_real_count():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    conv = hooks.build("torch.nn.Conv2d(1, 8, 3, padding=1, bias=False)")
+    assert hooks.flop_count(conv, (1, 1, 10, 10)) == 2 * 8 * 9 * 100  # a multiply-add is two FLOPs
+    torch.manual_seed(0)
+    net = blocks.unet16(channels=(4, 8, 16))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.randn(1, 1, 37, 53))
+    assert hooks.flop_count(hooks.build("unet16(channels=(4, 8, 16))"), (1, 1, 37, 53)) == counter.get_total_flops()
+
+
+def test_preset_costs_table_has_every_preset_with_its_parameters_and_flops():
+    from blocks.presets import PRESETS
+
+    rows = table_rows(hooks.run("preset_costs((1, 1, 256, 256), (256, 256))"))
+    assert [row[0] for row in rows] == [f"`{name}`" for name in PRESETS]
+    by_name = {row[0].strip("`"): row for row in rows}
+    for name, (network, layers, block) in PRESETS.items():
+        row = by_name[name]
+        model = hooks.build(hooks.preset_call(name, (256, 256)))
+        assert row[1:5] == [f"{network.__name__}2d", ", ".join(map(str, layers)), block,
+                            f"{model.channels[0]} … {model.channels[-1]}"]
+        assert model.channels == tuple(64 * 2**i for i in range(len(layers)))
+        assert row[5] == f"{sum(p.numel() for p in model.parameters()):,}"
+        shape = (1, 2) if network.__name__ == "DecoderNet" else (1, 1, 256, 256)
+        assert row[6] == f"{hooks.flop_count(model, shape) / 1e9:,.1f}" and float(row[6].replace(",", "")) > 0
+    assert hooks.preset_call("decnet13", (256, 256)) == "decnet13((256, 256))"
+    assert by_name["decnet13"][5] == f"{meta_count('decnet13((256, 256))'):,}"
+
+
+def test_mdnc_counts_table_puts_blocks_counts_beside_the_given_ones():
+    rows = table_rows(hooks.run('mdnc_counts({"unet32": 2441473, "decnet13": 29159617}, (256, 256), '
+                                'notes={"unet32": "a note"})'))
+    ours = [meta_count("unet32()"), meta_count("decnet13((256, 256))")]
+    assert rows == [
+        ["`unet32`", "2,441,473", f"{ours[0]:,}", f"{ours[0] / 2441473:.2f}", "a note"],
+        ["`decnet13`", "29,159,617", f"{ours[1]:,}", f"{ours[1] / 29159617:.2f}", ""],
+    ]
+    with pytest.raises(hooks.DirectiveError, match="unet17"):
+        hooks.run('mdnc_counts({"unet17": 1}, (256, 256))')
+
+
+def test_encoders_table_is_what_the_adapter_reads_and_what_the_unets_count():
+    pytest.importorskip("timm")
+    backbones = ["timm.create_model('resnet10t', features_only=True)", "timm.create_model('resnet10t')",
+                 "timm.create_model('swin_tiny_patch4_window7_224', features_only=True)", "resnet18(num_classes=None)"]
+    rows = table_rows(hooks.run(f"encoders({backbones!r}, (256, 128, 64, 32, 16))"))
+    assert [row[0] for row in rows] == [f"`{b}`" for b in backbones]
+    for row, backbone in zip(rows, backbones):
+        net = hooks.build(f"UNet2d(out_planes=2, encoder={backbone})")
+        narrow = hooks.build(f"UNet2d(out_planes=2, encoder={backbone}, decoder_channels=(256, 128, 64, 32, 16))")
+        assert row[1:4] == [", ".join(map(str, net.reader.channels)), ", ".join(map(str, net.reader.reductions)),
+                            "yes" if any(net.reader.channels_last) else "no"]
+        assert row[4:] == [f"{sum(p.numel() for p in m.parameters()):,}" for m in (net, narrow)]
+    assert rows[0][4:] == rows[1][4:]  # the whole model's classifier is pruned
+    assert rows[2][3] == "yes" and rows[2][2] == "4, 8, 16, 32" and rows[0][3] == "no"
+
+
+def test_raises_shows_the_error_and_refuses_an_expression_that_does_not_raise_it():
+    shown = fenced(hooks.run('raises("unet16(block=\'bottleneck\')")'))
+    assert shown.splitlines() == [
+        ">>> unet16(block='bottleneck')",
+        "ValueError: unet16 fixes block='plain'; got block='bottleneck' (build UNet for other values)",
+    ]
+    saved = fenced(hooks.run('raises("UNet2d(channels=(4, 8), normalizer=nn.BatchNorm2d).save_pretrained(folder)")'))
+    assert "cannot be written to config.json" in saved
+    with pytest.raises(hooks.DirectiveError, match="raised nothing"):
+        hooks.run('raises("unet16()")')
+    with pytest.raises(hooks.DirectiveError, match="raised TypeError, not ValueError"):
+        hooks.run('raises("unet16(order=3)")')
+
+
+def test_models_table_has_every_registered_name_with_its_parameters():
+    from blocks.registry import model_entry
+
+    rows = table_rows(hooks.run("models()"))
+    assert [row[0] for row in rows] == [f"`{name}`" for name in blocks.list_models()]
+    for row in rows:
+        name = row[0].strip("`")
+        entry = model_entry(name)
+        with torch.device("meta"):
+            model = blocks.create_model(name)
+        assert row[2] == ", ".join(f"{n}-D" for n in entry.ndims)
+        assert row[3] == f"{sum(p.numel() for p in model.parameters()):,}"
+        assert row[4] == f"`{entry.input_size()}`"
+    by_name = {row[0]: row for row in rows}
+    assert by_name["`resnet50`"][3] == "25,557,032" and by_name["`unet3d`"][2] == "3-D"
+    assert by_name["`decodernet2d`"][5] == "`out_size=(256, 256)`"
+
+
+def test_inflation_table_is_the_cosine_of_the_outputs_and_the_center_rule_is_exact():
+    rows = table_rows(hooks.run('inflation("resnet18(num_classes=4)", (1, 3, 32, 32), (4,), center_depths=(3,))'))
+    torch.manual_seed(0)
+    flat = blocks.resnet18(num_classes=4).eval()
+    image = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        deep = blocks.inflate(flat).eval()(image.unsqueeze(2).expand(-1, -1, 4, -1, -1))
+        cosine = torch.nn.functional.cosine_similarity(deep.flatten(), flat(image).flatten(), dim=0).item()
+    assert [row[:2] for row in rows] == [["`'i3d'`", "4"], ["`'center'`", "3"]]
+    assert rows[0][2] == f"{cosine:.3f}"
+    assert rows[1][2] == "1.000" and float(rows[1][3]) < 1e-4
+
+
+def test_example_forgets_the_models_a_script_registers():
+    before = blocks.list_models()
+    generated = hooks.run('example("registry.py")')
+    assert "['tiny_unet'] UNet" in generated and "did you mean 'unet16'" in generated
+    assert blocks.list_models() == before
+
+
+def test_one_thread_restores_the_thread_count_even_after_an_error():
+    threads = torch.get_num_threads()
+    with pytest.raises(RuntimeError), hooks.one_thread():
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == threads
+
+
+def test_directive_expressions_name_timm_and_torchvision_only_when_used():
+    assert "timm" not in hooks.namespace()
+    pytest.importorskip("timm")
+    assert type(hooks.evaluate("timm.create_model('resnet10t', features_only=True)")).__name__ == "FeatureListNet"
+    extractor = hooks.evaluate("create_feature_extractor(torchvision.models.resnet18(), {'layer1': 'a'})")
+    assert next(extractor.parameters()).device.type == "meta"
+
+
 # -------------------------------------------------------------------------------------- built site
 
 needs_site = pytest.mark.skipif(not SITE, reason="set BLOCKS_DOCS_SITE to the built site (mkdocs build) to run")
@@ -508,3 +706,93 @@ def test_site_left_no_directive_and_loads_nothing_from_the_internet():
         raw = path.read_text(encoding="utf-8")
         assert "<!-- gen" not in raw, path
         assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', raw.replace('rel="canonical"', "")), path
+
+
+@needs_site
+def test_site_networks_page_shows_the_shapes_of_the_three_networks():
+    text = site_text("networks.html")
+    assert f"{meta_count('EncoderNet2d()'):,}" in text and f"{meta_count('DecoderNet2d((97, 131))'):,}" in text
+    for shape in ["[1, 1, 97, 131]", "[2, 1024, 7, 9]", "[2, 1, 97, 131]", "[2, 64512]", "[4, 1, 3000]"]:
+        assert shape in text, shape
+    assert "up-scale to encoder[3]'s size" in text and "forward_intermediates: [(2, 8, 37, 53)" in text
+    for name in ["AE2d", "EncoderNet2d", "DecoderNet2d"]:
+        assert "out_size" in text and name in text
+
+
+@needs_site
+def test_site_presets_page_has_every_preset_with_its_count():
+    from blocks.presets import PRESETS
+
+    text = site_text("presets.html")
+    for name in PRESETS:
+        assert f"{meta_count(hooks.preset_call(name, (256, 256))):,}" in text, name
+    model = hooks.build("unet83()")
+    assert f"{hooks.flop_count(model, (1, 1, 256, 256)) / 1e9:,.1f}" in text
+    assert "unet16 fixes block='plain'" in text
+
+
+@needs_site
+def test_site_mdnc_page_maps_the_names_and_shows_the_differences():
+    text = " ".join(site_text("mdnc.html").split())
+    for name in ["BlockPlain1d/2d/3d", "UNet1d/2d/3d", "EncoderNet1d/2d/3d", "DecoderNet1d/2d/3d", "nlayers",
+                 "input_size", "order", "decnet13/33/48/63(out_size, order=2, **kwargs)"]:
+        assert name in text, name
+    assert "1,647,105" in text and f"{meta_count('unet16()'):,}" in text
+    assert "expected input's size at dim=1 to match num_features (256), but got: 192" in text
+    assert "old order, ReLU, backward: (2, 8, 9, 9)" in text and "Upsample layers: 0" in text
+    assert "out_planes=[2, 2, 2] must be a positive int" in text
+
+
+@needs_site
+def test_site_encoders_page_has_the_backbone_table():
+    pytest.importorskip("timm")
+    text = site_text("encoders.html")
+    for expression in ["timm.create_model('swin_tiny_patch4_window7_224', features_only=True)", "resnet34()"]:
+        assert expression in text
+    assert f"{meta_count('UNet2d(out_planes=2, encoder=resnet34())'):,}" in text
+    assert "96, 192, 384, 768" in text and "a plain ViT's maps are all at one reduction" in text
+    assert "in_planes=1 does not match the encoder's 3 input channels" in text
+
+
+@needs_site
+def test_site_models_page_has_the_registry_saving_and_inflation():
+    text = site_text("models.html")
+    for name in blocks.list_models():
+        assert name in text, name
+    assert f"{meta_count('UNet3d()'):,}" in text
+    assert "['config.json', 'model.safetensors']" in text and "equal outputs: True" in text
+    assert "'center'" in text and "cosine to the 2-D output" in text
+    assert "is not a blocks network, so config.json cannot rebuild it" in text
+    index = (Path(SITE) / "index.html").read_text(encoding="utf-8")
+    for page in ["networks.html", "presets.html", "encoders.html", "models.html", "mdnc.html"]:
+        assert f'href="{page}"' in index, page
+
+
+@needs_site
+def test_site_footer_shows_the_version():
+    assert f"blocks {blocks.__version__}" in (Path(SITE) / "index.html").read_text(encoding="utf-8")
+    assert blocks.__version__ == "0.2.0"
+
+
+@needs_site
+def test_site_has_the_installation_and_training_sections():
+    install = site_text("installation.html")
+    assert "blocks-sdk" in install and "download.pytorch.org/whl/cpu" in install and "-m 'not slow'" in install
+    training = site_text("training.html")
+    assert "checkpointing keeps the gradients: True" in training and "compiled output equals eager: True" in training
+
+
+@needs_site
+def test_site_quickstart_shows_its_figures_pictures_and_loop():
+    raw = (Path(SITE) / "quickstart.html").read_text(encoding="utf-8")
+    assert raw.count('src="data:image/png;base64,') == 2
+    assert "validation Dice <strong>0.9" in raw
+    text = site_text("quickstart.html")
+    assert "loss.backward()" in text and "optimizer.step()" in text
+
+
+def test_quickstart_loop_is_the_scripts_own():
+    loop = hooks.quickstart_loop()
+    source = (Path(__file__).parents[1] / "examples" / "quickstart.py").read_text()
+    assert loop.splitlines()[0].startswith("model = blocks.UNet2d(") and loop.splitlines()[-1].strip() == "optimizer.step()"
+    assert all(line.strip() in source for line in loop.splitlines())

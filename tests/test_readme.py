@@ -21,10 +21,15 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert commands()[1] in ci_lines
 
 
-def test_readme_usage_example_runs(capsys):
-    (example,) = re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.DOTALL)
-    exec(compile(example, "README.md", "exec"), {})
+def test_readme_usage_examples_run(capsys):
+    """The Python blocks of the README run, in order, in one namespace."""
+    examples = re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert len(examples) == 2
+    namespace = {}
+    for example in examples:
+        exec(compile(example, "README.md", "exec"), namespace)
     assert "Total params: 3,792" in capsys.readouterr().out
+    assert type(namespace["deep"]).__name__ == "EncoderNet3d" and type(namespace["again"]).__name__ == "EncoderNet2d"
 
 
 def test_readme_command_line_examples_run(capsys):
