@@ -50,19 +50,12 @@ from blocks.layers import (
     register_normalizer,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 NDIMS = (1, 2, 3)
 MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 WHAT = {1: "a 1-tuple", 2: "a pair", 3: "a triple"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: as fast for these tiny models, and immune to a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ---- expected values, derived from the rules (not from the code under test) -------------------------

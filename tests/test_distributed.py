@@ -31,22 +31,12 @@ from torch.nn.parallel import DistributedDataParallel
 import blocks
 from blocks import UNet2d
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 WORLD = 2
 STEPS = 2
 TIME_LIMIT = 240  # seconds for the two processes, start-up included; then they are terminated
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "training.md"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: as fast for these tiny models, and immune to a busy second core
-    (two OpenMP threads on a shared 2-core machine can make each op wait milliseconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_unet() -> UNet2d:

@@ -16,18 +16,10 @@ from torch import nn
 import blocks
 from blocks import BlockBottleneck2d, BlockPlain2d, ConvModern2d, UNet2d, Upsample
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 NORMALIZERS = ["batch", "inst", "pinst", "group", "layer", None]
 ACTIVATORS = ["prelu", "relu", "gelu", None]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: as fast for these tiny models, and immune to a busy second core
-    (two OpenMP threads on a shared 2-core machine can make each op wait milliseconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def block_cases():

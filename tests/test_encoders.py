@@ -18,20 +18,13 @@ from blocks.backbones import BackboneReader
 from blocks.networks import EncoderNet2d, EncoderNet3d
 from blocks.unet import AE2d, AE3d
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 R2 = (2, 4, 8, 16, 32)  # a ResNet-like backbone: first map at 1/2
 R4 = (4, 8, 16, 32)  # a ConvNeXt / Swin-like backbone: first map at 1/4
 ODD = ((224, 224), (97, 131))
 EVEN = ((224, 224), (96, 160))  # backbones whose inner additions need sides divisible by 32 (DLA, HRNet)
 NOT_INCREASING = r"a U-Net needs at least 2 maps at strictly increasing reductions \(a plain ViT's"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: one thread avoids thread start-up and contention on 2 busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -285,8 +278,6 @@ def test_plain_module_returning_maps(out, nhwc):
         assert [tuple(m.shape) for m in maps] == [(2, 19, 27, 6), (2, 10, 14, 10), (2, 5, 7, 12)]
         maps = [m.permute(0, 3, 1, 2) for m in maps]
     check_decoding(model, x, maps, widths)
-
-
 
 
 @pytest.mark.parametrize("kwargs, channels, reductions, nhwc", [

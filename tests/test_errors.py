@@ -28,15 +28,7 @@ from blocks import (
 from blocks.__main__ import main as cli_main
 from blocks.layers import make_activator, make_normalizer, register_activator, register_normalizer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: as fast for these tiny models, and immune to a busy second core
-    (two OpenMP threads on a shared 2-core machine can make each op wait milliseconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 NORM_NAMES = r"valid names: \['batch', 'group', 'inst', 'layer', 'null', 'pinst'\]"

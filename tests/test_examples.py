@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 pytest.importorskip("skimage")
 pytest.importorskip("matplotlib")
@@ -24,15 +25,6 @@ def load_quickstart():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model runs faster on one thread on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -23,17 +23,7 @@ from torch.export import Dim
 import blocks
 from blocks import BlockBottleneck2d, BlockPlain2d, ConvModern2d, UNet2d
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: as fast for these tiny models, and immune to a busy second core
-    (two OpenMP threads on a shared 2-core machine can make each op wait milliseconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 BLOCKS = {

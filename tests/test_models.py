@@ -49,6 +49,8 @@ from blocks.residual import BlockBottleneck, BlockPlain, ResidualBlock
 from blocks.resnet import ARCHS, ResNet
 from blocks.unet import AE, UNet
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 BATCH = 2
 HEAVY = 20_000_000
 """Full-width models with more parameters than this run only on ``meta`` (3-D ResNets, ResNet-101 ...)."""
@@ -60,15 +62,6 @@ RESNET_SIZES = {1: (64,), 2: (32, 40), 3: (16, 32, 33)}
 """Full-width ResNets: at 1/32 the deepest map keeps 2 x BATCH values per channel for batch norm."""
 
 BLOCK_SIZES = {1: (9,), 2: (7, 9), 3: (5, 6, 7)}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: as fast for these tiny models, and immune to a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def count(model: nn.Module) -> int:

@@ -22,6 +22,8 @@ from torch import nn
 
 from blocks import BlockBottleneck2d, BlockPlain2d, ConvModern2d
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 NORMALIZERS = [
@@ -45,16 +47,6 @@ def pair(value):
 
 def norm_name(normalizer):
     return normalizer[0] if isinstance(normalizer, tuple) else normalizer
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: as fast for these tiny models, and immune to a busy second core
-    (two OpenMP threads on a shared 2-core machine can make each op wait milliseconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def ints_or_pairs(lo, hi):

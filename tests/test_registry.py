@@ -28,16 +28,10 @@ from blocks.registry import (
 from blocks.resnet import ARCHS, ResNet
 from blocks.unet import AE, UNet
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 RESNETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 NETWORKS = (UNet, AE, EncoderNet, DecoderNet)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def public_class(name: str) -> type:

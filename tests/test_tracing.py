@@ -22,16 +22,9 @@ from torchvision.models.feature_extraction import (
 
 from blocks import BlockBottleneck, BlockPlain, ResNet, UNet, UNet3d, Upsample
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 NDIMS = (1, 2, 3)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: as fast for these tiny models, and immune to a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 
 import doctest
 import importlib
-import itertools
 import math
 import re
 import time
@@ -11,22 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from blocks import BlockBottleneck2d, BlockPlain2d, ConvModern2d, UNet2d
+from blocks import BlockBottleneck2d, BlockPlain2d, UNet2d
 from blocks.__main__ import main
 from blocks.unet import DecoderStage, shape_table
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SEED_ENCODER = [(64, 512), (128, 256), (256, 128), (512, 64), (1024, 32)]
 SEED_DECODER = [(512, 64), (256, 128), (128, 256), (64, 512)]
 SMALL = {"channels": (8, 16, 32, 64), "layers": 1}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: one thread avoids thread start-up and contention (10x faster on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def count(model):
