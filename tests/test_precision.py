@@ -16,6 +16,14 @@ NETWORKS = {
     "encnet": lambda nd: blocks.EncoderNet(in_planes=4, channels=(4, 8), layers=1, ndim=nd),
 }
 SIZES = {1: (40,), 2: (20, 24), 3: (9, 10, 12)}
+RESNET_SIZES = {1: (128,), 2: (64, 64), 3: (64, 64, 64)}
+"""A ResNet reduces by 32: these keep its deepest maps above one value per channel, where batch norm's
+training statistics of a batch of 2 would otherwise be degenerate (and bf16 rounding can make them infinite)."""
+
+
+def size_of(name: str, ndim: int) -> tuple[int, ...]:
+    """The spatial size of the test input of ``name``."""
+    return RESNET_SIZES[ndim] if name == "resnet" else SIZES[ndim]
 
 
 @pytest.mark.parametrize("ndim", [1, 2, 3])
@@ -24,7 +32,7 @@ def test_autocast_bf16_forward_and_backward(name, ndim):
     torch.manual_seed(0)
     model = NETWORKS[name](ndim)
     in_planes = 8 if name == "up-block" else 4
-    x = torch.randn(2, in_planes, *SIZES[ndim])
+    x = torch.randn(2, in_planes, *size_of(name, ndim))
     model.eval()  # values compared in eval mode: batch statistics of 1-pixel maps amplify any rounding
     reference = model(x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -50,7 +58,8 @@ def test_channels_last_gives_the_same_values(name, ndim, memory_format):
     last = model.to(memory_format=memory_format)
     y = last(x.contiguous(memory_format=memory_format))
     torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-4)
-    if name in ("block", "up-block"):  # channels-last in, channels-last out: every layer keeps the layout
+    if name in ("block", "up-block") and ndim == 2:  # channels-last in, channels-last out (in 3-D the CPU
+        # kernels' choice of layout depends on the thread count, so only the values are pinned there)
         assert y.is_contiguous(memory_format=memory_format) and not y.is_contiguous()
 
 
