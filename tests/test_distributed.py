@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -202,20 +203,15 @@ def test_batch_normalizer_converts_to_sync_batchnorm(make, size):
         torch.testing.assert_close(a, b, msg=lambda m, name=name: f"{name}: {m}")  # running statistics too
 
 
-def test_the_docs_example_runs(tmp_path):
-    """The DDP script of docs/training.md runs as it is printed (two processes, loopback)."""
-    text = DOCS.read_text()
-    scripts = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
-    script = next(s for s in scripts if "DistributedDataParallel(" in s and "__main__" in s)
-    path = tmp_path / "train_ddp.py"
-    path.write_text(script)
-    result = subprocess.run(
+def run_docs_example(path: Path) -> subprocess.CompletedProcess:
+    """Run the DDP script saved at ``path`` as a user would, on a free loopback port."""
+    return subprocess.run(
         [sys.executable, str(path)],
         check=False,
         capture_output=True,
         text=True,
         timeout=TIME_LIMIT,
-        cwd=tmp_path,
+        cwd=path.parent,
         env={
             **os.environ,
             "GLOO_SOCKET_IFNAME": "lo",
@@ -224,6 +220,23 @@ def test_the_docs_example_runs(tmp_path):
             "MASTER_PORT": str(free_loopback_port()),
         },
     )
+
+
+def test_the_docs_example_runs(tmp_path):
+    """The DDP script of docs/training.md runs as it is printed (two processes, loopback).
+
+    A rank killed by a signal (gloo's C++ threads have aborted a rank, rarely, under full load on
+    CI) gets one more run, with a warning that shows the first; any other failure fails at once.
+    """
+    text = DOCS.read_text()
+    scripts = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    script = next(s for s in scripts if "DistributedDataParallel(" in s and "__main__" in s)
+    path = tmp_path / "train_ddp.py"
+    path.write_text(script)
+    result = run_docs_example(path)
+    if result.returncode != 0 and "terminated with signal" in result.stderr:
+        warnings.warn(f"the DDP example lost a rank to a signal, running it again:\n{result.stderr[-1500:]}")
+        result = run_docs_example(path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(
         r"^rank 0: loss \d+\.\d+ -> \d+\.\d+, weights equal on all ranks: True$", result.stdout, re.MULTILINE
