@@ -190,8 +190,8 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
 class Pair:
     """A comparison: our model against a peer on the same input.
 
-    ``dense`` pairs (the U-Nets) report a training step with its FLOPs and GFLOP/s; the others a
-    training step, inference and channels-last inference.
+    Every pair reports a training step and inference; ``dense`` pairs (the U-Nets) add the FLOPs of
+    a training step and the achieved GFLOP/s, the others channels-last inference.
     """
 
     group: str
@@ -209,9 +209,13 @@ READINGS: dict[str, str] = {
                            "decoder blocks add 1x1 projections, norms and residual sums (1 % more parameters)",
     "default U-Net": "different designs (the seed's bottleneck U-Net, 64..1024, against smp's resnet34 U-Net or "
                      "MONAI's residual U-Net): compare the achieved GFLOP/s, not the times",
+    "default U-Net, small crops": "the same two designs as above on a batch of small crops, where smp's rate "
+                                  "falls and the seed's holds",
     "3-D U-Net": "plain-block 3-D U-Net against MONAI's residual-unit U-Net at the same widths, instance norm and "
                  "PReLU in both: they convolve differently at full resolution, so compare GFLOP/s",
     "1-D resnet18": "the same network written directly with torch.nn: the ratio is the library's overhead",
+    "summary": "the same table of the seed U-Net (rows identical): ours runs the model on the meta device, "
+               "torchsummary on the CPU, so ours pays a one-time start-up and then needs no memory for activations",
 }
 """A one-line reading of each comparison: what is compared, and why the architectures do or do not match."""
 
@@ -220,6 +224,7 @@ def pairs(quick: bool) -> list[Pair]:
     """The comparisons, at full or quick sizes."""
     image = (1, 3, 64, 64) if quick else (8, 3, 224, 224)
     grey = (1, 1, 64, 64) if quick else (2, 1, 256, 256)
+    crops = (2, 1, 32, 32) if quick else (8, 1, 64, 64)
     volume = (1, 1, 32, 32, 32) if quick else (1, 1, 64, 64, 64)
     signal = (1, 1, 1024) if quick else (8, 1, 16384)
     return [
@@ -228,6 +233,7 @@ def pairs(quick: bool) -> list[Pair]:
         Pair("U-Net like-for-like", "blocks UNet2d on resnet34, smp's decoder", "smp Unet resnet34", grey, True),
         Pair("default U-Net", "blocks UNet2d", "smp Unet resnet34", grey, True),
         Pair("default U-Net", "blocks UNet2d", "monai UNet", grey, True),
+        Pair("default U-Net, small crops", "blocks UNet2d", "smp Unet resnet34", crops, True),
         Pair("3-D U-Net", "blocks UNet3d plain", "monai UNet 3-D", volume, True),
         Pair("1-D resnet18", "blocks resnet18 1-D", "torch.nn resnet18 1-D", signal),
     ]
@@ -351,7 +357,7 @@ def child_summary(tool: str, input_size: tuple[int, ...]) -> dict:
 def in_subprocess(kind: str, name: str, input_size: tuple[int, ...]) -> dict:
     """Run ``child_<kind>`` in a fresh interpreter and return its JSON answer (or the error)."""
     command = [sys.executable, __file__, "--child", kind, name, *map(str, input_size)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=3600)
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -375,24 +381,23 @@ def build_all(names: list[str]) -> dict[str, nn.Module | str]:
 def compare(pair: Pair, metric: str, ours: float | None, peer: float | None, better: str, note: str = "") -> dict:
     """One row of the report: our value, the peer's, and ours / peer."""
     ratio = ours / peer if ours is not None and peer else None
-    return {"group": pair.group, "metric": metric, "ours": pair.ours, "peer": pair.peer, "ours_value": ours,
-            "peer_value": peer, "ratio": ratio, "better": better, "note": note}
+    return {"group": pair.group, "input": list(pair.input_size), "metric": metric, "ours": pair.ours,
+            "peer": pair.peer, "ours_value": ours, "peer_value": peer, "ratio": ratio, "better": better,
+            "note": note}
 
 
 def time_pair(pair: Pair, built: dict[str, nn.Module], x: torch.Tensor, repeats: int, compiled: bool) -> list[dict]:
-    """Training step (and inference for classifiers) of the pair, interleaved; GFLOP/s for the dense pairs."""
+    """Training step and inference of the pair, interleaved; FLOPs and GFLOP/s of the step for dense pairs."""
     ours, peer = built[pair.ours], built[pair.peer]
     rows = []
-    kinds = {"train step (s)": train_step} if pair.dense else {"train step (s)": train_step,
-                                                                 "inference (s)": inference}
-    for metric, make in kinds.items():
+    for metric, make in {"train step (s)": train_step, "inference (s)": inference}.items():
         times = interleaved({"ours": make(ours, x), "peer": make(peer, x)}, repeats)
         rows.append(compare(pair, metric, times["ours"], times["peer"], "lower"))
-        if pair.dense:
-            flops = {k: flops_of(make(m, x)) for k, m in (("ours", ours), ("peer", peer))}
-            rows.append(compare(pair, "train GFLOP/s", flops["ours"] / times["ours"] / 1e9,
-                                flops["peer"] / times["peer"] / 1e9, "higher",
-                                f"{flops['ours'] / 1e9:.0f} vs {flops['peer'] / 1e9:.0f} GFLOP per step"))
+        if pair.dense and make is train_step:
+            flops = {k: flops_of(make(m, x)) / 1e9 for k, m in (("ours", ours), ("peer", peer))}
+            rows.append(compare(pair, "train GFLOP per step", flops["ours"], flops["peer"], ""))
+            rows.append(compare(pair, "train GFLOP/s", flops["ours"] / times["ours"], flops["peer"] / times["peer"],
+                                "higher"))
     if pair.dense and compiled:
         fns = {k: train_step(torch.compile(m), x) for k, m in (("ours", ours), ("peer", peer))}
         times = interleaved(fns, repeats)
@@ -463,7 +468,7 @@ def run(quick: bool, compiled: bool, budget: float | None = None) -> dict:
     seed = (4, 1, 64, 64) if quick else (4, 1, 512, 512)
     answers = {tool: in_subprocess("summary", tool, seed) for tool in ("blocks.summary", "torchsummary")}
     ours, stock = answers["blocks.summary"], answers["torchsummary"]
-    summary_pair = Pair(f"summary {list(seed)}", "blocks.summary", "torchsummary", seed)
+    summary_pair = Pair("summary", "blocks.summary", "torchsummary", seed)
     rows.append(compare(summary_pair, "time, first call (s)", ours.get("seconds"), stock.get("seconds"), "lower"))
     rows.append(compare(summary_pair, "time, second call (s)", ours.get("warm_seconds"), stock.get("warm_seconds"),
                         "lower"))
@@ -494,33 +499,52 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}" if value < 100 else f"{value:,.0f}"
 
 
+def _size(shape: list[int] | None) -> str:
+    """An input shape for a heading, ``2×1×256×256``."""
+    return "×".join(map(str, shape)) if shape else ""
+
+
+def _ratio(row: dict) -> str:
+    """ours / peer for the table, bold where it favours blocks."""
+    if row["ratio"] is None:
+        return "-"
+    wins = row["ratio"] < 1 if row["better"] == "lower" else row["ratio"] > 1 if row["better"] == "higher" else False
+    return f"**{row['ratio']:.2f}x**" if wins else f"{row['ratio']:.2f}x"
+
+
 def table(results: dict) -> str:
-    """The results as Markdown: machine line, comparison table, checkpointing and summary notes."""
+    """The results as Markdown: the machine, then one short table per comparison with its reading.
+
+    Each comparison gets a heading (the peer, the input size), a line naming both models and what the ratio
+    means, and a four-column table (metric, blocks, peer, blocks / peer), so it fits a page's width.
+    """
     machine = results["machine"]
     lines = [
-        f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['threads']} threads), "
-        f"torch {machine['torch']}, Python {machine['python']}, {machine['date']}"
-        f"{' (quick run)' if results['quick'] else ''}. "
-        f"Peak (fp32 matmul): {results['peak_gflops']:.0f} GFLOP/s.",
-        "",
-        "| comparison | metric | blocks | peer | value | peer value | blocks / peer | note |",
-        "|---|---|---|---|---:|---:|---:|---|",
+        (f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['threads']} threads), "
+         f"torch {machine['torch']}, Python {machine['python']}, {machine['date']}"
+         f"{' (quick run)' if results['quick'] else ''}. "
+         f"Peak (fp32 matmul): {results['peak_gflops']:.0f} GFLOP/s. Ratios in bold favour `blocks`: "
+         "lower times and memory, higher GFLOP/s."),
     ]
+    comparisons: dict[tuple, list[dict]] = {}
     for row in results["rows"]:
-        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x ({row['better']} is better)"
-        lines.append(
-            f"| {row['group']} | {row['metric']} | {row['ours']} | {row['peer']} | {_number(row['ours_value'])} "
-            f"| {_number(row['peer_value'])} | {ratio} | {row['note']} |"
-        )
-    groups = list(dict.fromkeys(row["group"] for row in results["rows"]))
-    lines += [""] + [f"- **{group}**: {READINGS[group]}." for group in groups if group in READINGS]
+        comparisons.setdefault((row["group"], row["ours"], row["peer"], _size(row.get("input"))), []).append(row)
+    for (group, ours, peer, size), rows in comparisons.items():
+        reading = f": {READINGS[group]}" if group in READINGS else ""
+        lines += ["", f"### {group}: {peer}{f', {size}' if size else ''}", "", f"`{ours}` against `{peer}`{reading}.", "",
+                  "| metric | blocks | peer | blocks / peer |", "|---|---:|---:|---:|"]
+        lines += [f"| {row['metric']} | {_number(row['ours_value'])} | {_number(row['peer_value'])} | {_ratio(row)} |"
+                  for row in rows]
+        lines += [f"- {row['metric']}: {row['note']}" if row["metric"] != "all" else f"- {row['note']}"
+                  for row in rows if row["note"]]
     ckpt = results.get("checkpointing", {})
     if ckpt.get("peak_mb") and ckpt.get("checkpointed_peak_mb"):
-        lines += ["", f"Gradient checkpointing, default UNet2d, training step at {ckpt['input']}: peak "
-                      f"{ckpt['peak_mb']:,.0f} MiB -> {ckpt['checkpointed_peak_mb']:,.0f} MiB "
-                      f"({ckpt['checkpointed_peak_mb'] / ckpt['peak_mb']:.2f}x)."]
-    lines += ["", f"Summary rows identical to torchsummary's (apart from the model's own last row): "
-                  f"{results.get('summary_rows_identical')}."]
+        saving = (f"Default UNet2d, training step at {_size(ckpt['input'])}: peak {ckpt['peak_mb']:,.0f} MiB -> "
+                  f"{ckpt['checkpointed_peak_mb']:,.0f} MiB ({ckpt['checkpointed_peak_mb'] / ckpt['peak_mb']:.2f}x).")
+        lines += ["", "### Gradient checkpointing", "", saving]
+    if "summary_rows_identical" in results:
+        same = results["summary_rows_identical"]
+        lines += ["", f"Summary rows identical to torchsummary's (apart from the model's own last row): {same}."]
     return "\n".join(lines)
 
 
