@@ -220,6 +220,10 @@ READINGS: dict[str, str] = {
 """A one-line reading of each comparison: what is compared, and why the architectures do or do not match."""
 
 
+COMPILED = ("U-Net like-for-like", "default U-Net, small crops")
+"""The comparisons also timed under ``torch.compile`` (inductor), unless ``--no-compile``: two, to keep the run short."""
+
+
 def pairs(quick: bool) -> list[Pair]:
     """The comparisons, at full or quick sizes."""
     image = (1, 3, 64, 64) if quick else (8, 3, 224, 224)
@@ -398,7 +402,7 @@ def time_pair(pair: Pair, built: dict[str, nn.Module], x: torch.Tensor, repeats:
             rows.append(compare(pair, "train GFLOP per step", flops["ours"], flops["peer"], ""))
             rows.append(compare(pair, "train GFLOP/s", flops["ours"] / times["ours"], flops["peer"] / times["peer"],
                                 "higher"))
-    if pair.dense and compiled:
+    if compiled and pair.group in COMPILED:
         fns = {k: train_step(torch.compile(m), x) for k, m in (("ours", ours), ("peer", peer))}
         times = interleaved(fns, repeats)
         rows.append(compare(pair, "compiled train step (s)", times["ours"], times["peer"], "lower"))
