@@ -184,11 +184,16 @@ def legend(entries: dict[str, str], y: float, width: float) -> tuple[list[str], 
     return parts, y + 12
 
 
+MIN_SCALE = 0.9
+"""The smallest scale a diagram is shown at: its smallest text (10.5 px, ``.detail`` in blocks.css) stays
+above 9 px; a narrower page (a phone) scrolls the figure instead (tests/test_layout.py checks both)."""
+
+
 def svg_element(parts: list[str], width: float, height: float) -> str:
-    """The inline ``<svg>`` holding ``parts``; it scales down to the page's width."""
+    """The inline ``<svg>`` holding ``parts``; it scales down to the page's width, to ``MIN_SCALE`` at most."""
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="gen-svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" role="img">' + "".join(parts) + "</svg>"
+        f'width="{width}" style="min-width: {width * MIN_SCALE:.0f}px" role="img">' + "".join(parts) + "</svg>"
     )
 
 
