@@ -92,6 +92,7 @@ def inflate(model: nn.Module, ndim: int = 3, rule: str = "i3d") -> nn.Module:
             than its own, an argument holds one value per dimension, or ``rule`` is unknown.
 
     Examples:
+        >>> import torch
         >>> import blocks
         >>> flat = blocks.resnet18(num_classes=3).eval()
         >>> deep = inflate(flat, rule="center")

@@ -142,10 +142,10 @@ def register_normalizer(name: str, factory: LayerFactory) -> None:
 
     Examples:
         >>> from torch import nn
-        >>> register_normalizer("batch0", lambda c, **kw: nn.BatchNorm2d(c, momentum=0.0, **kw))
-        >>> make_normalizer("batch0", 8).momentum
+        >>> import blocks
+        >>> blocks.register_normalizer("batch0", lambda c, **kw: nn.BatchNorm2d(c, momentum=0.0, **kw))
+        >>> blocks.ConvModern2d(8, 16, normalizer="batch0").norm.momentum
         0.0
-        >>> del NORMALIZERS["batch0"]
     """
     _register(NORMALIZERS, "normalizer", name, factory)
 
@@ -160,10 +160,10 @@ def register_activator(name: str, factory: LayerFactory) -> None:
 
     Examples:
         >>> from torch import nn
-        >>> register_activator("tanh", lambda c, **kw: nn.Tanh())
-        >>> make_activator("tanh", 8)
+        >>> import blocks
+        >>> blocks.register_activator("tanh", lambda c, **kw: nn.Tanh())
+        >>> blocks.ConvModern2d(8, 16, activator="tanh").act
         Tanh()
-        >>> del ACTIVATORS["tanh"]
     """
     _register(ACTIVATORS, "activator", name, factory)
 

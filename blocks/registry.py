@@ -103,12 +103,12 @@ def register_model(
         The decorator; it returns the builder unchanged.
 
     Examples:
-        >>> @register_model("tiny_unet", input_sizes={2: (1, 32, 32)})
+        >>> import blocks
+        >>> @blocks.register_model("tiny_unet", input_sizes={2: (1, 32, 32)})
         ... def tiny_unet(**kwargs):
-        ...     return UNet(channels=(4, 8), layers=1, **kwargs)
-        >>> type(create_model("tiny_unet")).__name__
+        ...     return blocks.UNet(channels=(4, 8), layers=1, **kwargs)
+        >>> type(blocks.create_model("tiny_unet")).__name__
         'UNet'
-        >>> del _MODELS["tiny_unet"]
     """
 
     def decorate(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

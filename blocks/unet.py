@@ -107,7 +107,7 @@ class UNet(Configurable, GradCheckpointing, nn.Module):
             blocks' `ResNet` and `EncoderNet`, modules returning a list or dict of maps).
         decoder_channels: Output channels of each decoder stage, deepest first (smp's name), or None
             for ``channels[i]`` per level (0.1.0's layout). Given, an encoder whose first map is at
-            1/2**k gets k stages without a skip, so it has one entry per level down to the input's size.
+            ``1 / 2**k`` gets ``k`` stages without a skip, so it has one entry per level down to the input's size.
         upsample: How a decoder stage up-scales: ``'block'`` (a residual block with
             ``scaler='up'``, MDNC's way), ``'interpolate'`` (a plain (bi/tri)linear interpolation to
             the skip's size, no learnable layer, smp's lighter way) or ``'nearest'`` (the same by
@@ -230,7 +230,7 @@ class UNet(Configurable, GradCheckpointing, nn.Module):
             x: Input of shape (B, in_planes, *spatial).
 
         Returns:
-            One tensor per level, (B, channels[i], *ceil(spatial / 2**i)) for the own encoder.
+            One tensor per level, ``(B, channels[i], *ceil(spatial / 2**i))`` for the own encoder.
 
         Raises:
             ValueError: If ``x`` has the wrong shape or is too small (see `check_input`).

@@ -753,8 +753,42 @@ def api() -> str:
         if module == "blocks.presets":  # builder functions made from one table: the table documents them
             parts.append(preset_table(names))
         else:
-            parts += [f"::: {module}.{name}" for name in names]
+            parts += [api_entry(module, name) for name in names]
     return "\n\n".join(parts)
+
+
+def api_entry(module: str, name: str) -> str:
+    """The mkdocstrings entry of one public name.
+
+    A class built on the package's internal mixins (``Configurable``, ``FeatureAPI``, ...) shows their
+    methods (``forward_features``, ``save_pretrained``, ``set_grad_checkpointing``, ...) as its own and
+    no "Bases:" line of names the reference does not document; a class with a public base (``UNet2d``)
+    keeps its "Bases:" link, where those methods are.
+    """
+    inherited = internal_members(getattr(blocks, name))
+    if inherited is None:
+        return f"::: {module}.{name}"
+    return "\n".join([f"::: {module}.{name}", "    options:", "      show_bases: false",
+                      f"      inherited_members: {json.dumps(inherited)}"])
+
+
+def internal_members(obj: Any) -> list[str] | None:
+    """The public methods a class takes from internal base classes of the package, or None when it has none.
+
+    None also for a class with a public base of the package: the base's entry documents them.
+    """
+    if not isinstance(obj, type):
+        return None
+    mro = [base for base in obj.__mro__[1:] if base.__module__.startswith("blocks.")]
+    if not mro or any(base.__name__ in blocks.__all__ for base in mro):
+        return None
+    names: list[str] = []
+    for base in mro:
+        for key, value in vars(base).items():
+            if not key.startswith("_") and key not in vars(obj) and key not in names and (
+                    callable(value) or isinstance(value, property)):
+                names.append(key)
+    return names
 
 
 @directive

@@ -7,9 +7,13 @@ it after the build) and are skipped otherwise.
 
 from __future__ import annotations
 
+import ast
+import builtins
 import contextlib
+import doctest
 import html
 import importlib.util
+import inspect
 import io
 import os
 import re
@@ -347,6 +351,46 @@ def test_api_has_one_entry_per_public_name():
     for entry in entries:
         module, name = entry.rsplit(".", 1)
         assert getattr(blocks, name).__module__ == module
+
+
+def unbound_names(sources: list[str]) -> set[str]:
+    """The names a doctest's examples use without importing or assigning them first."""
+    bound, used = set(dir(builtins)), set()
+    for source in sources:
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                bound |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                bound.add(node.name)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+            elif isinstance(node, ast.Name):
+                (bound if isinstance(node.ctx, ast.Store) else used).add(node.id)
+        used -= bound
+    return used
+
+
+def test_api_examples_use_only_public_names():
+    """What the API reference shows can be run with ``import blocks`` / ``from blocks import *``:
+    no internal helper, no registry dict, no clean-up line (tests clean up: conftest.py)."""
+    assert unbound_names(["del NORMALIZERS['x']", "import torch\ntorch.ones(1)"]) == {"NORMALIZERS"}
+    parser = doctest.DocTestParser()
+    for name in blocks.__all__:
+        obj = getattr(blocks, name)
+        members = [*vars(obj), *(hooks.internal_members(obj) or [])] if isinstance(obj, type) else []
+        for label, documented in [(name, obj), *((f"{name}.{key}", getattr(obj, key)) for key in members
+                                                  if not key.startswith("_"))]:
+            examples = [example.source for example in parser.get_examples(inspect.getdoc(documented) or "")]
+            assert unbound_names(examples) <= set(blocks.__all__), label
+
+
+def test_api_entry_of_a_class_on_internal_mixins_shows_their_methods_and_no_bases():
+    entry = hooks.api_entry("blocks.resnet", "ResNet")
+    assert "show_bases: false" in entry
+    for method in ["forward_features", "forward", "set_grad_checkpointing", "save_pretrained"]:
+        assert f'"{method}"' in entry, method
+    assert hooks.api_entry("blocks.unet", "UNet2d") == "::: blocks.unet.UNet2d"  # its base UNet documents them
 
 
 def test_every_directive_on_every_page_parses():
@@ -698,6 +742,16 @@ def test_site_api_links_each_named_class_to_its_generic_class():
         entry = raw[raw.index(f'id="{cls.__module__}.{name}"'):]
         bases = re.search(r"Bases: (.*?)</p>", entry, re.DOTALL)[1]
         assert f'href="#{generic.__module__}.{generic.__name__}"' in bases, name
+
+
+@needs_site
+def test_site_api_bases_name_only_documented_or_torch_classes():
+    raw = (Path(SITE) / "api.html").read_text(encoding="utf-8")
+    bases = re.findall(r"Bases: (.*?)</p>", raw, re.DOTALL)
+    assert bases
+    for line in bases:
+        for item in re.findall(r"<code>(.*?)</code>", line, re.DOTALL):
+            assert 'href="#blocks.' in item or 'title="torch.' in item, item
 
 
 @needs_site
