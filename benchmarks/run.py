@@ -403,7 +403,9 @@ def time_pair(pair: Pair, built: dict[str, nn.Module], x: torch.Tensor, repeats:
             rows.append(compare(pair, "train GFLOP/s", flops["ours"] / times["ours"], flops["peer"] / times["peer"],
                                 "higher"))
     if compiled and pair.group in COMPILED:
-        fns = {k: train_step(torch.compile(m), x) for k, m in (("ours", ours), ("peer", peer))}
+        # Static shapes: a second pair of the same class at another size would otherwise be compiled
+        # with dynamic sizes (dynamo's automatic dynamic), which torch 2.14's inductor fails on here.
+        fns = {k: train_step(torch.compile(m, dynamic=False), x) for k, m in (("ours", ours), ("peer", peer))}
         times = interleaved(fns, repeats)
         rows.append(compare(pair, "compiled train step (s)", times["ours"], times["peer"], "lower"))
     if not pair.dense and x.dim() == 4 and not SETTINGS["channels_last"]:

@@ -428,8 +428,8 @@ class BlockSpec:
             scaler: ``'down'`` or ``'up'``.
 
         Returns:
-            The block (`BlockPlain2d`, ... for the spec's dimension); it has a projection shortcut
-            when the channels change or it scales.
+            The named block of the spec's dimension (e.g. `BlockPlain2d`); it has a projection
+                shortcut when the channels change or it scales.
         """
         kernel = check_tuple("kernel_size", self.kernel_size, self.ndim)
         extra = {"scale_first": True} if scales_first(self.block, scaler) else {}

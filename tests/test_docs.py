@@ -850,3 +850,36 @@ def test_quickstart_loop_is_the_scripts_own():
     source = (Path(__file__).parents[1] / "examples" / "quickstart.py").read_text()
     assert loop.splitlines()[0].startswith("model = blocks.UNet2d(") and loop.splitlines()[-1].strip() == "optimizer.step()"
     assert all(line.strip() in source for line in loop.splitlines())
+
+
+def returns_items(docstring: str) -> list[str]:
+    """The items of a Google-style ``Returns:`` section: lines at the section's first indentation."""
+    lines = docstring.expandtabs().splitlines()
+    for index, line in enumerate(lines):
+        if line.strip() != "Returns:":
+            continue
+        body = []
+        for following in lines[index + 1:]:
+            if following.strip() and len(following) - len(following.lstrip()) <= len(line) - len(line.lstrip()):
+                break  # the next section, at the header's indentation
+            body.append(following)
+        content = [b for b in body if b.strip()]
+        if not content:
+            return []
+        first = len(content[0]) - len(content[0].lstrip())
+        return [b.strip() for b in content if len(b) - len(b.lstrip()) == first]
+    return []
+
+
+def test_returns_sections_hold_one_item_each():
+    """A continuation line of ``Returns:`` is indented deeper, or mkdocstrings shows it as a second value."""
+    assert returns_items("Do.\n\nReturns:\n    One thing,\n    split.\n") == ["One thing,", "split."]  # the check works
+    assert returns_items("Do.\n\nReturns:\n    One thing,\n        split.\n\nRaises:\n    E: x.\n") == ["One thing,"]
+    split = []
+    for path in sorted((ROOT / "blocks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                items = returns_items(ast.get_docstring(node, clean=True) or "")
+                if len(items) > 1:
+                    split.append(f"{path.name}:{node.lineno} {node.name}: {items}")
+    assert not split, "\n".join(split)

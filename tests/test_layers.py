@@ -4,8 +4,14 @@ import pytest
 import torch
 from torch import nn
 
+import blocks
 from blocks import layers
-from blocks.layers import make_activator, make_normalizer, register_activator, register_normalizer
+from blocks.layers import (
+    make_activator,
+    make_normalizer,
+    register_activator,
+    register_normalizer,
+)
 
 
 @pytest.mark.parametrize(
@@ -99,3 +105,28 @@ def test_factory_must_return_a_module():
 def test_docs_tables_cover_every_registered_name():
     assert set(layers.NORMALIZER_DOCS) == set(layers.NORMALIZERS)
     assert set(layers.ACTIVATOR_DOCS) == set(layers.ACTIVATORS)
+
+
+class MyBatchNorm2d(nn.BatchNorm2d):
+    """A user's own 2-D norm: still a 2-D layer."""
+
+
+@pytest.mark.parametrize("norm, ndim", [(nn.BatchNorm2d, 3), (nn.InstanceNorm3d, 1), (MyBatchNorm2d, 3),
+                                        (nn.BatchNorm1d, 2)])
+def test_a_norm_class_of_another_dimension_fails_at_construction(norm, ndim):
+    made_for = {nn.BatchNorm2d: 2, nn.InstanceNorm3d: 3, MyBatchNorm2d: 2, nn.BatchNorm1d: 1}[norm]
+    with pytest.raises(ValueError, match=rf"built {norm.__name__}, a {made_for}-D layer, for a {ndim}-D block"):
+        blocks.BlockPlain(8, 8, normalizer=norm, ndim=ndim)
+    with pytest.raises(ValueError, match=rf"a {made_for}-D layer, for a {ndim}-D block"):
+        blocks.UNet(1, 2, channels=(4, 8), layers=1, normalizer=norm, ndim=ndim)
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_a_norm_class_of_the_right_dimension_builds(ndim):
+    norm = layers.torch_layer("BatchNorm", ndim)
+    block = blocks.BlockPlain(4, 4, normalizer=norm, ndim=ndim).eval()
+    assert sum(type(m) is norm for m in block.modules()) == 2
+    x = torch.randn(2, 4, *(5,) * ndim)
+    assert block(x).shape == x.shape
+    assert layers.layer_ndim(nn.GroupNorm(2, 4)) is None  # dimension-free layers are never refused
+    assert blocks.BlockPlain(4, 4, normalizer=lambda c: nn.GroupNorm(2, c), ndim=ndim)(x).shape == x.shape

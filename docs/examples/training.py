@@ -1,4 +1,4 @@
-"""Gradient checkpointing, mixed precision and torch.compile on a small U-Net (CPU, a few seconds)."""
+"""Checkpointing, mixed precision and torch.compile on a small U-Net (CPU)."""
 
 import torch
 from torch.nn import functional as F
@@ -16,19 +16,22 @@ def gradients(net):
     return [p.grad.clone() for p in net.parameters()]
 
 
-# 1. Gradient checkpointing: blocks recompute their inside in the backward pass (same gradients).
+# 1. Gradient checkpointing: blocks recompute their inside in the backward
+#    pass, and the gradients stay the same.
 plain = gradients(model)
 model.set_grad_checkpointing(True)
 checked = gradients(model)
 model.set_grad_checkpointing(False)
-print("checkpointing keeps the gradients:", all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, checked)))
+same = all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, checked))
+print("checkpointing keeps the gradients:", same)
 
-# 2. Mixed precision: autocast runs the convolutions in bfloat16, the loss stays float32.
+# 2. Mixed precision: autocast runs the convolutions in bfloat16.
 with torch.autocast("cpu", dtype=torch.bfloat16):
     out = model(x)
 print("autocast output:", out.dtype, tuple(out.shape))
 
-# 3. torch.compile: the user's choice, never applied inside the library ('eager' keeps this page fast;
-#    use the default 'inductor' backend for speed).
+# 3. torch.compile: the user's choice, never applied inside the library.
+#    ('eager' keeps this page fast; the default 'inductor' is for speed.)
 compiled = torch.compile(model, fullgraph=True, backend="eager")
-print("compiled output equals eager:", torch.allclose(compiled(x), model(x), atol=1e-6))
+same = torch.allclose(compiled(x), model(x), atol=1e-6)
+print("compiled output equals eager:", same)
