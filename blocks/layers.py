@@ -55,14 +55,14 @@ def torch_layer(kind: str, ndim: int) -> type[nn.Module]:
     return getattr(nn, f"{kind}{ndim}d")
 
 
-def layer_ndim(layer: nn.Module) -> int | None:
+def _layer_ndim(layer: nn.Module) -> int | None:
     """The spatial dimensions a ``torch.nn`` layer is made for (``nn.BatchNorm3d`` -> 3); None for any.
 
     Read from torch's own class names (``...1d``, ``...2d``, ``...3d``); other layers return None.
 
     Examples:
         >>> from torch import nn
-        >>> layer_ndim(nn.BatchNorm3d(4)), layer_ndim(nn.ReLU()), layer_ndim(nn.GroupNorm(2, 4))
+        >>> _layer_ndim(nn.BatchNorm3d(4)), _layer_ndim(nn.ReLU()), _layer_ndim(nn.GroupNorm(2, 4))
         (3, None, None)
     """
     for cls in type(layer).__mro__:
@@ -263,7 +263,7 @@ def _make(
         raise TypeError(f"{kind}={spec!r} could not build a layer for {channels} channels: {error}") from error
     if not isinstance(layer, nn.Module):
         raise ValueError(f"{kind} factory {factory!r} returned {type(layer).__name__}, not an nn.Module")
-    made_for = layer_ndim(layer) if kind == "normalizer" else None  # torch's norms check their input's rank
+    made_for = _layer_ndim(layer) if kind == "normalizer" else None  # torch's norms check their input's rank
     if made_for not in (None, ndim):
         raise ValueError(
             f"{kind}={spec!r} built {type(layer).__name__}, a {made_for}-D layer, for a {ndim}-D block; "

@@ -128,5 +128,5 @@ def test_a_norm_class_of_the_right_dimension_builds(ndim):
     assert sum(type(m) is norm for m in block.modules()) == 2
     x = torch.randn(2, 4, *(5,) * ndim)
     assert block(x).shape == x.shape
-    assert layers.layer_ndim(nn.GroupNorm(2, 4)) is None  # dimension-free layers are never refused
+    assert layers._layer_ndim(nn.GroupNorm(2, 4)) is None  # dimension-free layers are never refused
     assert blocks.BlockPlain(4, 4, normalizer=lambda c: nn.GroupNorm(2, c), ndim=ndim)(x).shape == x.shape
