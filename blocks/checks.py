@@ -1,8 +1,11 @@
 """Argument and input checks shared by every constructor and network boundary: one function per rule.
 
-Argument checks run at construction. Input checks run once per call of what the user called (a
-block a user builds, or a network at its boundary) and step aside while ``torch.fx`` traces, so
-that ``torch.fx.symbolic_trace`` and torchvision's ``create_feature_extractor`` see only torch ops.
+Argument checks run at construction. Input checks run on every call of a unit, a block or a
+network (about 2 µs each; a network checks its input once at its boundary with its own message,
+then its parts check theirs), and step aside while ``torch.fx`` traces (the input is a
+``torch.fx.Proxy``) or TorchScript runs, so that ``torch.fx.symbolic_trace`` and torchvision's
+``create_feature_extractor`` see only torch ops. Under ``torch.compile`` and ``torch.export`` they
+run as guards. See the Design page of the docs (``docs/design.md``).
 """
 
 from __future__ import annotations
@@ -35,18 +38,88 @@ PER_DIMENSION = {1: "a 1-tuple (l,)", 2: "a pair (h, w)", 3: "a triple (d, h, w)
 """How error messages name one value per dimension."""
 
 
-def is_tracing() -> bool:
-    """True while ``torch.fx`` traces symbolically: input checks then step aside.
+def is_tracing(x: Any) -> bool:
+    """True while ``torch.fx`` traces (``x``, a module's input, is a ``torch.fx.Proxy``) or TorchScript runs.
 
-    Under ``torch.export`` and ``torch.compile`` the checks run: dynamo traces them, sizes become
-    symbolic ints and a size rule becomes a guard.
+    Input checks then step aside. Under ``torch.export`` and ``torch.compile`` they run: dynamo
+    traces them, sizes become symbolic ints and a size rule becomes a guard.
+
+    Examples:
+        >>> is_tracing(torch.zeros(1))
+        False
     """
-    return torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.jit.is_scripting()
+    return torch.jit.is_scripting() or isinstance(x, torch.fx.Proxy)
 
 
-def _is_int(value: Any) -> bool:
-    """True for an int that is not a bool."""
+def is_int(value: Any) -> bool:
+    """True for an int that is not a bool.
+
+    Examples:
+        >>> is_int(3), is_int(True), is_int(3.0)
+        (True, False, False)
+    """
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int (not a bool) >= ``minimum``, else raise a ValueError naming ``name``.
+
+    Examples:
+        >>> check_int("layers", 0, minimum=0)
+        0
+    """
+    if not is_int(value) or value < minimum:
+        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name}={value!r} must be {what}")
+    return value
+
+
+def check_ints(
+    name: str, values: Any, count: int | None = None, minimum: int = 1, meaning: str = "", example: Any = None
+) -> tuple[int, ...]:
+    """Return ``values`` as a tuple if it is a sequence of ints >= ``minimum`` (exactly ``count`` of them, if given).
+
+    Raises:
+        ValueError: Naming ``name``, the value and what is allowed (with ``meaning`` and ``example``).
+
+    Examples:
+        >>> check_ints("channels", [4, 8])
+        (4, 8)
+    """
+    if (
+        isinstance(values, (str, bytes))
+        or not isinstance(values, Sequence)
+        or (count is not None and len(values) != count)
+        or any(not is_int(v) or v < minimum for v in values)
+    ):
+        raise ValueError(
+            f"{name}={values!r} must be {_ints(count, minimum)}{meaning}"
+            f"{'' if example is None else f', e.g. {example}'}"
+        )
+    return tuple(values)
+
+
+def _ints(count: int | None, minimum: int) -> str:
+    """``'4 positive ints'``, ``'a sequence of ints >= 0'``: how messages name a run of ints."""
+    kind = "positive ints" if minimum == 1 else f"ints >= {minimum}"
+    return f"{count} {kind}" if count is not None else f"a sequence of {kind}"
+
+
+def check_per_level(name: str, value: Any, levels: int, minimum: int = 1) -> tuple[int, ...]:
+    """Return ``value`` as one int >= ``minimum`` per level: an int (the same for every level) or ``levels`` of them.
+
+    Examples:
+        >>> check_per_level("layers", 2, 3), check_per_level("layers", (1, 2, 3), 3)
+        ((2, 2, 2), (1, 2, 3))
+    """
+    counts = (value,) * levels if is_int(value) else value
+    try:
+        return check_ints(name, counts, levels, minimum)
+    except ValueError:
+        one = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(
+            f"{name}={value!r} must be {one} or a sequence of {_ints(levels, minimum)}, one per level"
+        ) from None
 
 
 def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
@@ -58,7 +131,7 @@ def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
 
 def check_ndim(ndim: Any) -> int:
     """Return ``ndim`` if it is 1, 2 or 3, else raise a ValueError."""
-    if not _is_int(ndim) or ndim not in NDIMS:
+    if not is_int(ndim) or ndim not in NDIMS:
         raise ValueError(f"ndim={ndim!r} is not allowed; use one of {list(NDIMS)} (the number of spatial dimensions)")
     return ndim
 
@@ -85,21 +158,9 @@ def named_class(generic: type, ndim: int) -> type:
     return next(cls for cls in generic.__subclasses__() if getattr(cls, "fixed_ndim", None) == ndim)
 
 
-def trust_inputs(network: nn.Module) -> None:
-    """Turn off the input checks of every module inside ``network``, which checks its own input once.
-
-    Modules with an input check have a ``checks_input`` attribute (True when a user builds them).
-    """
-    for module in network.modules():
-        if module is not network and hasattr(module, "checks_input"):
-            module.checks_input = False
-
-
 def check_positive_int(name: str, value: Any) -> int:
-    """Return ``value`` if it is an int >= 1, else raise a ValueError naming ``name``."""
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive int")
-    return value
+    """Return ``value`` if it is an int >= 1, else raise a ValueError naming ``name`` (`check_int` with minimum 1)."""
+    return check_int(name, value)
 
 
 def check_tuple(name: str, value: Any, ndim: int, minimum: int = 1) -> tuple[int, ...]:
@@ -109,20 +170,31 @@ def check_tuple(name: str, value: Any, ndim: int, minimum: int = 1) -> tuple[int
         >>> check_tuple("stride", 2, 3), check_tuple("stride", (1, 2), 2)
         ((2, 2, 2), (1, 2))
     """
-    values = (value,) * ndim if _is_int(value) else value
+    values = (value,) * ndim if is_int(value) else value
     if (
         not isinstance(values, (tuple, list))
         or len(values) != ndim
-        or any(not _is_int(v) or v < minimum for v in values)
+        or any(not is_int(v) or v < minimum for v in values)
     ):
         what = PER_DIMENSION[ndim].split(" (")[0]
         raise ValueError(f"{name}={value!r} must be an int >= {minimum} or {what} of such ints")
     return tuple(values)
 
 
-def check_pair(name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
-    """`check_tuple` in 2-D."""
-    return check_tuple(name, value, 2, minimum)  # type: ignore[return-value]
+def check_odd_kernel(kernel_size: Any, ndim: int = 2) -> tuple[int, ...]:
+    """Return ``kernel_size`` as one odd int per dimension, else raise a ValueError (blocks need 'same' padding).
+
+    Examples:
+        >>> check_odd_kernel(3, 2), check_odd_kernel((1, 3, 3), 3)
+        ((3, 3), (1, 3, 3))
+    """
+    kernel = check_tuple("kernel_size", kernel_size, ndim)
+    if any(k % 2 == 0 for k in kernel):
+        raise ValueError(
+            f"kernel_size={kernel_size!r} must be odd (an int or {PER_DIMENSION[ndim].split(' (')[0]}), "
+            "so blocks keep the size"
+        )
+    return kernel
 
 
 def check_output_size(value: Any, ndim: int = 2, name: str = "output_size") -> tuple[int, ...] | None:
@@ -144,9 +216,9 @@ def check_call_output_size(module: nn.Module, value: Any, ndim: int = 2) -> tupl
     accepted as they are (under ``torch.export`` and ``torch.compile`` they are symbolic ints);
     plain ints must be >= 1. While fx traces, the value (a Proxy) is passed on unchecked.
     """
-    if value is None or is_tracing():
+    if value is None or is_tracing(value):
         return value
-    sizes = (value,) * ndim if _is_int(value) else value
+    sizes = (value,) * ndim if is_int(value) else value
     if (
         not isinstance(sizes, (tuple, list))  # torch.Size is a tuple
         or len(sizes) != ndim
@@ -159,6 +231,26 @@ def check_call_output_size(module: nn.Module, value: Any, ndim: int = 2) -> tupl
     return tuple(sizes)
 
 
+def check_tensor(module: nn.Module, x: Any, shape: Sequence[int | None], expected: str) -> None:
+    """Raise unless ``x`` is a floating-point tensor of ``shape`` (None: any size there), described as ``expected``.
+
+    The one input check of every unit, block and network; errors name ``module`` and the shape
+    received. Steps aside while fx traces or TorchScript runs (see `is_tracing`).
+
+    Raises:
+        TypeError: If ``x`` is not a tensor, or not a floating-point one.
+        ValueError: If ``x`` does not have the rank or sizes of ``shape``.
+    """
+    if is_tracing(x):
+        return
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{type(module).__name__} expects a tensor of shape {expected}, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{type(module).__name__} expects a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() != len(shape) or any(n is not None and x.shape[i] != n for i, n in enumerate(shape)):
+        raise ValueError(f"{type(module).__name__} expects input of shape {expected}, got {tuple(x.shape)}")
+
+
 def check_input(module: nn.Module, x: Tensor, in_planes: int, ndim: int = 2) -> None:
     """Raise unless ``x`` is a floating-point (B, in_planes, *spatial) tensor of ``ndim`` spatial dimensions.
 
@@ -168,24 +260,16 @@ def check_input(module: nn.Module, x: Tensor, in_planes: int, ndim: int = 2) -> 
         TypeError: If ``x`` is not a tensor, or not a floating-point one.
         ValueError: If ``x`` does not have ``ndim + 2`` dimensions or ``in_planes`` channels.
     """
-    if is_tracing():
-        return
-    expected = f"(B, {in_planes}, {SPATIAL[ndim]})"
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{type(module).__name__} expects a tensor of shape {expected}, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{type(module).__name__} expects a floating-point tensor, got dtype {x.dtype}")
-    if x.dim() != ndim + 2 or x.shape[1] != in_planes:
-        raise ValueError(f"{type(module).__name__} expects input of shape {expected}, got {tuple(x.shape)}")
+    check_tensor(module, x, (None, in_planes) + (None,) * ndim, f"(B, {in_planes}, {SPATIAL[ndim]})")
 
 
 def check_min_size(module: nn.Module, x: Tensor, min_size: int, reduction: int) -> None:
     """Raise a ValueError unless some spatial size of ``x`` is at least ``min_size``.
 
     The deepest level of a network, at ``1 / reduction`` of the input, needs more than one pixel for
-    normalization. Steps aside while fx traces.
+    normalization (`blocks.levels.min_size` is the rule). Steps aside while fx traces.
     """
-    if is_tracing():
+    if is_tracing(x):
         return
     if all(n < min_size for n in x.shape[2:]):
         sides = {1: "length", 2: "height or width", 3: "depth, height or width"}[x.dim() - 2]
@@ -206,6 +290,8 @@ def check_call(module: nn.Module, x: Tensor, output_size: Any, verb: str) -> tup
         ValueError: If ``x`` has the wrong shape, or ``output_size`` is malformed or given to a module
             that does not up-sample.
     """
+    if is_tracing(x):
+        return output_size
     check_input(module, x, module.in_planes, module.ndim)
     output_size = check_call_output_size(module, output_size, module.ndim)
     if output_size is not None and not module.upsamples:

@@ -1,13 +1,16 @@
 """The unit every block, stem and head is made of (ConvModern1d/2d/3d), and its up-scaler.
 
 `ConvModern` is the one place that orders norm / act / [up] / conv, decides the conv's bias and
-decides which activations work in place; `norm_act` is the same rule for a norm + act without a
-conv (a pre-activation network's final layers).
+padding and decides which activations work in place; `norm_act` is the same rule for a norm + act
+without a conv (a pre-activation network's final layers). A network's stem and head are units
+too, with their differences named: ``bare=True`` (a pre-activation stem: the conv alone) and
+``linear_output=True`` (a head: nothing after the conv).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -26,14 +29,16 @@ from .checks import (
     check_output_size,
     check_positive_int,
     check_tuple,
+    is_int,
     is_tracing,
     resolve_ndim,
 )
-from .hub import Configurable
+from .configurable import Configurable, records_config
 from .layers import LayerSpec, in_place, is_null, make_activator, make_normalizer, torch_layer
 
 __all__ = [
     "ConvModern", "ConvModern1d", "ConvModern2d", "ConvModern3d", "Layers", "NormAct", "Upsample", "norm_act", "resample",
+    "same_padding",
 ]
 
 MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
@@ -65,7 +70,7 @@ def _per_dimension(name: str, value: Any, ndim: int | None) -> int | tuple[int, 
     if ndim is None:
         if isinstance(value, (tuple, list)) and len(value) in NDIMS:
             ndim = len(value)
-        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        elif not is_int(value) or value < 1:
             raise ValueError(f"{name}={value!r} must be an int >= 1 or a pair of such ints (one per dimension)")
         else:
             return value
@@ -123,6 +128,16 @@ class Upsample(nn.Upsample):
         return resample(x, output_size, self.size, self.scale_factor, self.mode if fixed else None)
 
 
+def same_padding(kernel: Sequence[int]) -> tuple[int, ...]:
+    """The padding that keeps the size of a stride-1 conv with an odd ``kernel``: ``(k - 1) // 2`` per dimension.
+
+    Examples:
+        >>> same_padding((1, 3, 7))
+        (0, 1, 3)
+    """
+    return tuple((k - 1) // 2 for k in kernel)
+
+
 def norm_act(
     channels: int, normalizer: LayerSpec, activator: LayerSpec, ndim: int, after: nn.Module | None = None
 ) -> dict[str, nn.Module | None]:
@@ -141,7 +156,11 @@ def norm_act(
 
 
 class Layers(nn.Sequential):
-    """An ``nn.Sequential`` built from arguments: slicing still gives a plain ``nn.Sequential``."""
+    """An ``nn.Sequential`` built from arguments rather than from layers.
+
+    ``nn.Sequential`` slices by calling its own class with the sliced layers, which a subclass with
+    another constructor cannot take; a slice of `Layers` is a plain ``nn.Sequential``.
+    """
 
     def __getitem__(self, index: Any) -> Any:
         """Like ``nn.Sequential``: a layer for an int or a name, a plain ``nn.Sequential`` for a slice."""
@@ -180,6 +199,15 @@ class ConvModern(Configurable, Layers):
     (linear, bilinear or trilinear, ``align_corners=True``) right before a stride-1 conv, to
     ``scale_factor=stride`` or to exactly ``output_size`` when given.
 
+    Two named variants make a network's edges from the same rule:
+
+    * ``bare=True``: the conv alone, its norm and activation left to what follows (a pre-activation
+      network's stem, whose first block normalizes its input); the bias rule still reads
+      ``normalizer`` (no bias when there is one).
+    * ``linear_output=True``: nothing non-linear after the conv (a head, or the last unit of an
+      ``'old'`` residual branch, activated after the sum). In ``'new'`` order norm -> act -> conv,
+      the activation before the conv even without a normalizer; in ``'old'`` order conv -> norm.
+
     `ConvModern1d`, `ConvModern2d` and `ConvModern3d` are this class with ``ndim`` fixed. Int-or-tuple
     arguments take one value per spatial dimension.
 
@@ -195,6 +223,8 @@ class ConvModern(Configurable, Layers):
         layer_order: ``'new'`` or ``'old'``.
         scaler: ``'down'`` or ``'up'``.
         bias: Whether the conv has a bias; None (the default) means "only without a normalizer".
+        bare: The conv alone (see above).
+        linear_output: No activation after the conv (see above).
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
 
     Raises:
@@ -209,11 +239,14 @@ class ConvModern(Configurable, Layers):
         torch.Size([1, 16, 9, 13])
         >>> ConvModern3d(2, 4, stride=(1, 2, 2))(torch.zeros(1, 2, 3, 8, 8)).shape
         torch.Size([1, 4, 3, 4, 4])
+        >>> list(ConvModern2d(8, 2, 1, padding=0, normalizer=None, linear_output=True, bias=True)._modules)
+        ['act', 'conv']
     """
 
     fixed_ndim: ClassVar[int | None] = None
     """The dimension of the named classes (`ConvModern2d`: 2); None for the generic class."""
 
+    @records_config
     def __init__(
         self,
         in_planes: int,
@@ -228,9 +261,11 @@ class ConvModern(Configurable, Layers):
         scaler: str = "down",
         *,
         bias: bool | None = None,
+        bare: bool = False,
+        linear_output: bool = False,
         ndim: int | None = None,
     ) -> None:
-        nn.Sequential.__init__(self)
+        super().__init__()
         self.ndim = ndim = resolve_ndim(type(self), ndim)
         self.in_planes = check_positive_int("in_planes", in_planes)
         self.out_planes = check_positive_int("out_planes", out_planes)
@@ -240,13 +275,14 @@ class ConvModern(Configurable, Layers):
         output_size = check_output_size(output_size, ndim)
         check_choice("layer_order", layer_order, LAYER_ORDERS)
         check_choice("scaler", scaler, SCALERS)
+        check_bool("bare", bare)
+        check_bool("linear_output", linear_output)
         if output_size is not None and scaler != "up":
             raise ValueError(f"output_size={output_size!r} needs scaler='up', got scaler={scaler!r}")
         if bias is not None and not isinstance(bias, bool):
             raise ValueError(f"bias={bias!r} must be True, False or None (None: a bias only without a normalizer)")
 
         upsamples = scaler == "up" and (any(s != 1 for s in stride) or output_size is not None)
-        pre_activation = layer_order == "new" and not is_null(normalizer)  # no norm: conv -> act in either order
         conv = torch_layer("Conv", ndim)(
             in_planes,
             out_planes,
@@ -259,16 +295,18 @@ class ConvModern(Configurable, Layers):
             "up": Upsample(size=output_size, scale_factor=stride, ndim=ndim) if upsamples else None,
             "conv": conv,
         }
-        if pre_activation:
+        if bare:
+            layers = scaled
+        elif layer_order == "new" and (linear_output or not is_null(normalizer)):
             layers = {**norm_act(in_planes, normalizer, activator, ndim), **scaled}
-        else:
-            layers = {**scaled, **norm_act(out_planes, normalizer, activator, ndim, after=conv)}
+        else:  # 'old' order; or no normalizer, where the unit is conv -> act in either order (MDNC)
+            after = None if linear_output else activator
+            layers = {**scaled, **norm_act(out_planes, normalizer, after, ndim, after=conv)}
         for name, layer in layers.items():
             if layer is not None:
                 self.add_module(name, layer)
         # Every input is at least 1 px, so only a padding below (k - 1) / 2 can leave the conv too little.
         self.can_be_too_small = any(2 * p < k - 1 for p, k in zip(padding, kernel_size))
-        self.checks_input = True
 
     @property
     def in_channels(self) -> int:
@@ -293,7 +331,7 @@ class ConvModern(Configurable, Layers):
             ValueError: If ``x`` is not (B, in_planes, *spatial) or too small for the kernel, or
                 ``output_size`` is malformed or given to a unit that does not up-sample.
         """
-        if is_tracing():
+        if is_tracing(x):
             return
         output_size = check_call(self, x, output_size, "up-sample")
         if self.can_be_too_small:
@@ -326,12 +364,11 @@ class ConvModern(Configurable, Layers):
             The output, (B, out_planes, *spatial').
 
         Raises:
-            TypeError: If ``x`` is not a floating-point tensor (checked when built by a user).
+            TypeError: If ``x`` is not a floating-point tensor.
             ValueError: If ``x`` has the wrong shape or is too small for the kernel, or
                 ``output_size`` is malformed or given to a unit that does not up-sample.
         """
-        if self.checks_input:
-            self.check(x, output_size)
+        self.check(x, output_size)
         for layer in self:
             x = layer(x, output_size) if isinstance(layer, Upsample) else layer(x)
         return x

@@ -1,4 +1,4 @@
-"""The decoder the U-Net family shares (`DecoderStage`, `Decoder`) and its head (`make_head`).
+"""The decoder the U-Net family shares (`DecoderStage`, `Decoder`) and its head (`make_head`, a unit).
 
 A decoder stage up-scales to exactly the size of its skip, read from the skip tensor at run time
 (or to an ``output_size`` given at call time when it has no skip), so any input size comes out at
@@ -7,19 +7,19 @@ exactly that size, with nothing cropped or padded.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .checks import check_choice
-from .conv import Layers, Upsample, norm_act
-from .encoder import check_odd_kernel
-from .layers import torch_layer
+from .checks import check_choice, check_int, check_ints, check_odd_kernel, named_class
+from .conv import ConvModern, Upsample
+from .levels import scaled_size
 from .residual import BLOCKS, BlockSpec
 
-__all__ = ["UPSAMPLES", "Decoder", "DecoderStage", "make_head", "scaled_size"]
+__all__ = ["UPSAMPLES", "Decoder", "DecoderStage", "make_head"]
+
+torch.fx.wrap("scaled_size")  # sizes of a traced input are Proxies: fx records the call, the graph computes them
 
 UPSAMPLES = ("block", "interpolate", "nearest")
 """``upsample`` values: a residual up-scaling block (MDNC), a plain (bi/tri)linear interpolation, or a
@@ -67,9 +67,8 @@ class DecoderStage(nn.Module):
         check_choice("block", spec.block, tuple(BLOCKS))
         check_choice("upsample", upsample, UPSAMPLES)
         check_odd_kernel(spec.kernel_size, spec.ndim)
-        for name, value in (("skip_planes", skip_planes), ("layers", layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}={value!r} must be an int >= 0")
+        check_int("skip_planes", skip_planes, minimum=0)
+        check_int("layers", layers, minimum=0)
         self.in_planes = in_planes
         self.skip_planes = skip_planes
         self.out_planes = out_planes
@@ -160,15 +159,14 @@ class Decoder(nn.ModuleList):
                     f"{first_reduction}"
                 )
             expected = levels + first_reduction.bit_length() - 1
-            if (
-                isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) != expected
-                or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths)
-            ):
+            try:
+                widths = check_ints("decoder_channels", widths, expected)
+            except ValueError:
                 raise ValueError(
                     f"decoder_channels={widths!r} must be {expected} positive ints, one per decoder stage deepest "
                     f"first: {levels} fusing the encoder's maps and {expected - levels} up to the input's size "
                     f"(the first map is at 1/{first_reduction})"
-                )
+                ) from None
             extra_blocks = max(1, layers[0])
         ins = [channels[-1], *widths[:-1]]
         stages = [
@@ -184,42 +182,48 @@ class Decoder(nn.ModuleList):
 
     def forward(self, features: Sequence[Tensor], output_size: Sequence[int]) -> Tensor:
         """Decode the encoder's maps (shallowest first); ``output_size`` is the input's spatial size."""
+        if not self.fuses:
+            sizes = [features[self.levels - 1 - i].shape[2:] for i in range(self.levels)]
+            return self.expand(features[-1], sizes + self._extra_sizes(output_size))
         x = features[-1]
-        extra = len(self) - self.levels
+        extra = self._extra_sizes(output_size)
         for i, stage in enumerate(self):
-            if i >= self.levels:  # past the skips: halve the remaining factor each time, ending at the input size
-                x = stage(x, None, scaled_size(output_size, 2 ** (len(self) - 1 - i)) if extra > 1 else output_size)
-            elif self.fuses:
-                x = stage(x, features[self.levels - 1 - i])
-            else:
-                x = stage(x, None, features[self.levels - 1 - i].shape[2:])
+            x = stage(x, features[self.levels - 1 - i]) if i < self.levels else stage(x, None, extra[i - self.levels])
         return x
 
+    def expand(self, x: Tensor, sizes: Sequence[Sequence[int]]) -> Tensor:
+        """Apply the stages without skips, stage ``j`` up-scaling to exactly ``sizes[j]``.
 
-def scaled_size(size: Sequence[int], factor: int) -> tuple[int, ...]:
-    """``ceil(n / factor)`` for each side: the size of a map at ``1 / factor`` of an input (a leaf of fx traces).
+        Args:
+            x: The deepest map, (B, channels[-1], *spatial).
+            sizes: One spatial size per stage, deepest first.
 
-    Examples:
-        >>> scaled_size((97, 64), 4)
-        (25, 16)
-    """
-    return tuple(-(-n // factor) for n in size)
+        Returns:
+            The last stage's output, (B, out_planes, *sizes[-1]).
+        """
+        for stage, size in zip(self, sizes):
+            x = stage(x, None, size)
+        return x
+
+    def _extra_sizes(self, output_size: Sequence[int]) -> list[Sequence[int]]:
+        """The sizes of the stages past the skips: each halves the remaining factor, ending at the input's size."""
+        extra = len(self) - self.levels
+        return [scaled_size(output_size, 2 ** (extra - 1 - j)) for j in range(extra)]
 
 
-torch.fx.wrap("scaled_size")
+def make_head(in_planes: int, out_planes: int, spec: BlockSpec) -> ConvModern:
+    """The head of the U-Net family: a 1x1 unit with bias and a linear output (``linear_output=True``).
 
-
-def make_head(in_planes: int, out_planes: int, spec: BlockSpec) -> Layers:
-    """The head of the U-Net family: [norm -> act in ``'new'`` order] -> 1x1 conv with bias.
-
-    In ``'new'`` order the blocks leave their sum un-normalized, so the head pre-activates it (with
-    `blocks.conv.norm_act`, the unit's own rule; without a normalizer the activation still comes
-    first, as in 0.1.0); in ``'old'`` order it is the conv alone.
+    In ``'new'`` order the blocks leave their sum un-normalized, so the head pre-activates it:
+    norm -> act -> conv (the activation first even without a normalizer, as in 0.1.0); in ``'old'``
+    order it is the conv alone.
 
     Examples:
         >>> list(make_head(8, 2, BlockSpec(normalizer="batch", activator="relu"))._modules)
         ['norm', 'act', 'conv']
     """
-    layers = norm_act(in_planes, spec.normalizer, spec.activator, spec.ndim) if spec.layer_order == "new" else {}
-    layers["conv"] = torch_layer("Conv", spec.ndim)(in_planes, out_planes, 1)
-    return Layers(OrderedDict((name, layer) for name, layer in layers.items() if layer is not None))
+    new = spec.layer_order == "new"
+    return named_class(ConvModern, spec.ndim)(
+        in_planes, out_planes, 1, 1, 0, None, spec.normalizer if new else None, spec.activator if new else None,
+        spec.layer_order, bias=True, linear_output=True,
+    )

@@ -14,62 +14,34 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .checks import LAYER_ORDERS, PER_DIMENSION, check_choice, check_tuple, named_class
-from .conv import ConvModern
+from .checks import LAYER_ORDERS, check_choice, check_ints, check_odd_kernel, named_class
+from .conv import ConvModern, same_padding
 from .layers import LayerSpec, check_layer_spec
 from .residual import BLOCKS, BlockSpec
 
-__all__ = ["DEFAULT_CHANNELS", "Encoder", "check_channels", "check_layers", "check_odd_kernel", "family_spec",
-           "make_unet_stem", "same_padding"]
+__all__ = ["DEFAULT_CHANNELS", "Encoder", "check_channels", "family_spec", "make_unet_stem"]
 
 DEFAULT_CHANNELS = (64, 128, 256, 512, 1024)
 """Channels per level of the default U-Net family."""
 
 
-def check_odd_kernel(kernel_size: Any, ndim: int = 2) -> tuple[int, ...]:
-    """Return ``kernel_size`` as one odd int per dimension, else raise a ValueError (blocks need 'same' padding)."""
-    kernel = check_tuple("kernel_size", kernel_size, ndim)
-    if any(k % 2 == 0 for k in kernel):
-        raise ValueError(
-            f"kernel_size={kernel_size!r} must be odd (an int or {PER_DIMENSION[ndim].split(' (')[0]}), "
-            "so blocks keep the size"
-        )
-    return kernel
-
-
-def same_padding(kernel: Sequence[int]) -> tuple[int, ...]:
-    """The padding that keeps the size of a stride-1 conv with an odd ``kernel``: ``(k - 1) // 2``."""
-    return tuple((k - 1) // 2 for k in kernel)
-
-
 def check_channels(channels: Any) -> tuple[int, ...]:
-    """Return ``channels`` as a tuple of at least two positive ints, else raise a ValueError."""
-    if (
-        isinstance(channels, (str, bytes))
-        or not isinstance(channels, Sequence)
-        or len(channels) < 2
-        or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)
-    ):
+    """Return ``channels`` as a tuple of at least two positive ints, else raise a ValueError.
+
+    Examples:
+        >>> check_channels([4, 8])
+        (4, 8)
+    """
+    try:
+        values = check_ints("channels", channels)
+    except ValueError:
+        values = ()
+    if len(values) < 2:
         raise ValueError(
             f"channels={channels!r} must be a sequence of at least 2 positive ints, one per level, "
             f"e.g. {DEFAULT_CHANNELS}"
         )
-    return tuple(channels)
-
-
-def check_layers(layers: Any, levels: int) -> tuple[int, ...]:
-    """Return ``layers`` as one positive int per level, else raise a ValueError."""
-    counts = (layers,) * levels if isinstance(layers, int) and not isinstance(layers, bool) else layers
-    if (
-        isinstance(counts, (str, bytes))
-        or not isinstance(counts, Sequence)
-        or len(counts) != levels
-        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts)
-    ):
-        raise ValueError(
-            f"layers={layers!r} must be a positive int or a sequence of {levels} positive ints, one per level"
-        )
-    return tuple(counts)
+    return values
 
 
 def family_spec(
@@ -95,19 +67,20 @@ def family_spec(
 def make_unet_stem(in_planes: int, out_planes: int, spec: BlockSpec) -> ConvModern:
     """The U-Net family's stem: one stride-1 unit ``in_planes -> out_planes`` at the input resolution.
 
-    In ``'new'`` order it is a bare conv with a bias (``bias=True``: every block starts with its own
-    norm and activation; 0.1.0's layout, unlike `ResNet`'s bias-free pre-activation stem); in
-    ``'old'`` order conv -> norm -> act.
+    In ``'new'`` order it is a bare unit (``bare=True``: every block starts with its own norm and
+    activation), with a bias (``bias=True``, 0.1.0's layout, unlike `ResNet`'s bias-free
+    pre-activation stem); in ``'old'`` order conv -> norm -> act.
 
     Examples:
         >>> list(make_unet_stem(1, 8, BlockSpec())._modules)
         ['conv']
     """
     kernel = check_odd_kernel(spec.kernel_size, spec.ndim)
-    unit, padding = named_class(ConvModern, spec.ndim), same_padding(kernel)
-    if spec.layer_order == "old":
-        return unit(in_planes, out_planes, kernel, 1, padding, None, spec.normalizer, spec.activator, "old")
-    return unit(in_planes, out_planes, kernel, 1, padding, None, None, None, "new", bias=True)
+    bare = spec.layer_order == "new"
+    return named_class(ConvModern, spec.ndim)(
+        in_planes, out_planes, kernel, 1, same_padding(kernel), None, spec.normalizer, spec.activator,
+        spec.layer_order, bias=True if bare else None, bare=bare,
+    )
 
 
 class Encoder(nn.ModuleList):

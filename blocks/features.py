@@ -18,7 +18,8 @@ from typing import Any, TypedDict
 import torch
 from torch import Tensor, nn
 
-from .hub import forget_config
+from .checks import is_int
+from .configurable import forget_config, update_config
 from .layers import torch_layer
 
 __all__ = ["FeatureAPI", "FeatureInfo", "check_num_classes", "take_indices"]
@@ -49,9 +50,7 @@ def check_num_classes(num_classes: Any) -> int | None:
         >>> check_num_classes(None) is None, check_num_classes(0)
         (True, 0)
     """
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0
-    ):
+    if num_classes is not None and (not is_int(num_classes) or num_classes < 0):
         raise ValueError(
             f"num_classes={num_classes!r} must be a positive int, 0 for the pooled features (timm's convention) "
             "or None for a backbone without a head"
@@ -71,14 +70,14 @@ def take_indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
     """
     if indices is None:
         return list(range(count))
-    if isinstance(indices, int) and not isinstance(indices, bool):
+    if is_int(indices):
         if not 0 < indices <= count:
             raise ValueError(f"indices={indices} must be between 1 and {count} (the last n of {count} feature maps)")
         return list(range(count - indices, count))
     if isinstance(indices, Sequence) and not isinstance(indices, str):
         taken = []
         for index in indices:
-            if isinstance(index, bool) or not isinstance(index, int) or not -count <= index < count:
+            if not is_int(index) or not -count <= index < count:
                 raise ValueError(f"indices={list(indices)!r}: {index!r} is not an index of {count} feature maps")
             taken.append(index % count)
         return taken
@@ -98,13 +97,6 @@ class FeatureAPI:
     feature_info: list[FeatureInfo]
     head_argument: str = "num_classes"
     """The constructor's name for the number of classes (``'out_length'`` in `EncoderNet`)."""
-
-    def _stage(self, name: str) -> nn.Module | None:
-        """The stage called ``name`` (a dotted path), or None once pruned."""
-        try:
-            return self.get_submodule(name)
-        except AttributeError:
-            return None
 
     def _feature_stages(self) -> list[str]:
         """The stage whose output is each feature map (the last stage for a ``'norm_act'`` entry)."""
@@ -145,10 +137,7 @@ class FeatureAPI:
         last = max(wanted) if stop_early else len(producers) - 1
         maps: dict[int, Tensor] = {}
         for name in self.chain:
-            stage = self._stage(name)
-            if stage is None:
-                break
-            x = stage(x)
+            x = self.get_submodule(name)(x)
             if name == self.chain[-1] and self.norm_act is not None:
                 x = self.norm_act(x)
             for index, producer in enumerate(producers):
@@ -170,10 +159,7 @@ class FeatureAPI:
         """
         self.check_input(x)
         for name in self.chain:
-            stage = self._stage(name)
-            if stage is None:
-                break
-            x = stage(x)
+            x = self.get_submodule(name)(x)
         return x if self.norm_act is None else self.norm_act(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -218,9 +204,7 @@ class FeatureAPI:
             raise ValueError(f"global_pool={global_pool!r} is not allowed; use None, 'avg' or ''")
         pooled = num_classes is not None if global_pool is None else global_pool == "avg"
         if pooled == (num_classes is not None):  # what the constructor builds for this num_classes
-            recorded = self.__dict__.get("_config")
-            if recorded is not None:
-                recorded[self.head_argument] = num_classes
+            update_config(self, **{self.head_argument: num_classes})
         else:
             forget_config(self, f"reset_classifier({num_classes!r}, global_pool={global_pool!r})")
         self.num_classes = num_classes
@@ -230,11 +214,14 @@ class FeatureAPI:
     def prune_intermediate_layers(
         self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
-        """Drop the stages after the deepest feature map asked for, and the head (timm's name and signature).
+        """Replace the stages after the deepest feature map asked for, and the head, by ``nn.Identity`` (timm's way).
+
+        The kept stages keep their names, state_dict keys and indices (as timm's models do); the
+        pruned ones hold no weights.
 
         Args:
             indices: The maps to keep computing, as in `forward_intermediates`.
-            prune_norm: Drop the final ``norm_act`` too (it is dropped anyway with the last stage).
+            prune_norm: Replace the final ``norm_act`` too (it is replaced anyway with the last stage).
             prune_head: Drop ``avgpool`` and ``fc``: `forward` then returns the last kept map.
 
         Returns:
@@ -243,17 +230,16 @@ class FeatureAPI:
         wanted = take_indices(len(self.feature_info), indices)
         producers = self._feature_stages()
         keep = self.chain.index(producers[max(wanted)]) + 1
-        for name in reversed(self.chain[keep:]):  # from the end, so list indices stay valid
+        for name in self.chain[keep:]:
             parent, _, child = name.rpartition(".")
             owner = self.get_submodule(parent) if parent else self
             if isinstance(owner, nn.ModuleList):
-                del owner[int(child)]
+                owner[int(child)] = nn.Identity()
             else:
-                setattr(owner, child, None)
+                setattr(owner, child, nn.Identity())
         if keep < len(self.chain) or (prune_norm and self.norm_act is not None):
             forget_config(self, f"prune_intermediate_layers({indices!r}, prune_norm={prune_norm})")
             self.norm_act = None
-        self.chain = self.chain[:keep]
         self.feature_info = [
             {**f, "module": producers[i]} if f["module"] == "norm_act" and self.norm_act is None else f
             for i, f in enumerate(self.feature_info[: max(wanted) + 1])

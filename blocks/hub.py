@@ -1,20 +1,12 @@
-"""Save a model with the arguments that built it; load it back without retyping the constructor.
+"""Models saved with their arguments: the table of savable classes, `build_from_config` and `from_pretrained`.
 
-``model.save_pretrained(folder)`` writes ``config.json`` (the constructor's arguments, and
-``blocks_class``, the public class) and ``model.safetensors`` (the weights): the layout of
-huggingface_hub's ``PyTorchModelHubMixin``. ``blocks.from_pretrained(folder)`` rebuilds the same
-class with the same arguments and loads the weights strictly, offline, with the core install.
-
-Every class with `Configurable` records the arguments it was called with (the outermost
-constructor only). An argument that JSON cannot hold (a callable normalizer, an outside encoder)
-is refused at save time, naming it; a blocks network given as an argument (a blocks ResNet as a
-U-Net's encoder) is written as a nested config.
+``model.save_pretrained(folder)`` (`blocks.configurable.Configurable`) writes ``config.json`` and
+``model.safetensors``; `from_pretrained` rebuilds the class ``config.json`` names, from the
+explicit table `SAVABLE_CLASSES`, with the same arguments, and loads the weights strictly.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import os
 from collections.abc import Mapping
@@ -24,130 +16,38 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "Configurable", "from_pretrained"]
+from .configurable import CLASS_KEY, CONFIG_NAME, SAVABLE, WEIGHTS_NAME, register_savable
+from .conv import ConvModern, ConvModern1d, ConvModern2d, ConvModern3d
+from .networks import (
+    DecoderNet, DecoderNet1d, DecoderNet2d, DecoderNet3d, EncoderNet, EncoderNet1d, EncoderNet2d, EncoderNet3d,
+)
+from .residual import (
+    BlockBottleneck, BlockBottleneck1d, BlockBottleneck2d, BlockBottleneck3d, BlockPlain, BlockPlain1d, BlockPlain2d,
+    BlockPlain3d,
+)
+from .resnet import ResNet
+from .unet import AE, AE1d, AE2d, AE3d, UNet, UNet1d, UNet2d, UNet3d
 
-CONFIG_NAME = "config.json"
-"""The file of the constructor's arguments (huggingface_hub's name)."""
+__all__ = ["SAVABLE_CLASSES", "build_from_config", "from_pretrained"]
 
-WEIGHTS_NAME = "model.safetensors"
-"""The file of the weights (huggingface_hub's name)."""
+SAVABLE_CLASSES: tuple[type, ...] = (
+    ConvModern, ConvModern1d, ConvModern2d, ConvModern3d,
+    BlockPlain, BlockPlain1d, BlockPlain2d, BlockPlain3d,
+    BlockBottleneck, BlockBottleneck1d, BlockBottleneck2d, BlockBottleneck3d,
+    ResNet,
+    UNet, UNet1d, UNet2d, UNet3d,
+    AE, AE1d, AE2d, AE3d,
+    EncoderNet, EncoderNet1d, EncoderNet2d, EncoderNet3d,
+    DecoderNet, DecoderNet1d, DecoderNet2d, DecoderNet3d,
+)
+"""Every class of blocks that ``save_pretrained`` writes and `from_pretrained` rebuilds (all that 0.2.0 wrote)."""
 
-CLASS_KEY = "blocks_class"
-"""The key of ``config.json`` that names the public class (``UNet2d``)."""
-
-CLASSES: dict[str, type] = {}
-"""Every `Configurable` class by name: what ``blocks_class`` can name (filled as the classes are defined)."""
-
-
-class Configurable:
-    """Mixin: record the arguments of the outermost constructor call; ``save_pretrained``; ``config``."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        CLASSES.setdefault(cls.__name__, cls)
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            return
-
-        @functools.wraps(init)
-        def recording_init(self: Any, *args: Any, **kw: Any) -> None:
-            depth = self.__dict__.get("_init_depth", 0)
-            self.__dict__["_init_depth"] = depth + 1
-            try:
-                init(self, *args, **kw)
-            finally:
-                self.__dict__["_init_depth"] = depth
-            if depth == 0:
-                del self.__dict__["_init_depth"]
-                bound = inspect.signature(init).bind(self, *args, **kw)
-                self.__dict__["_config"] = {k: v for k, v in list(bound.arguments.items())[1:]}
-
-        cls.__init__ = recording_init  # type: ignore[method-assign]
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The arguments this model was built with (only those given), as written to ``config.json``.
-
-        Raises:
-            ValueError: If an argument cannot be written (see `save_pretrained`) or the model was
-                changed after construction in a way its arguments do not say (pruned).
-        """
-        recorded = self.__dict__.get("_config")
-        if recorded is None:
-            raise ValueError(
-                f"{type(self).__name__} was changed after it was built ({self.__dict__.get('_config_lost', 'unknown')}); "
-                "its arguments no longer describe it: save its state_dict with torch.save instead"
-            )
-        config = {CLASS_KEY: type(self).__name__}
-        for name, value in recorded.items():
-            config[name] = _encode(type(self).__name__, name, value)
-        return config
-
-    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` (the constructor's arguments) and ``model.safetensors`` (the weights).
-
-        Args:
-            save_directory: The folder; made if missing.
-
-        Returns:
-            The folder.
-
-        Raises:
-            ValueError: If an argument cannot be written to JSON (a callable normalizer or activator,
-                an outside encoder), naming it and what to do instead.
-
-        Examples:
-            >>> import tempfile, torch, blocks
-            >>> net = blocks.UNet2d(channels=(4, 8), layers=1)
-            >>> folder = net.save_pretrained(tempfile.mkdtemp())
-            >>> sorted(p.name for p in folder.iterdir())
-            ['config.json', 'model.safetensors']
-            >>> again = blocks.from_pretrained(folder)
-            >>> x = torch.randn(1, 1, 9, 7)
-            >>> torch.equal(again(x), net.eval()(x))
-            True
-        """
-        from safetensors.torch import save_file
-
-        config = self.config
-        folder = Path(save_directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {key: tensor.detach().contiguous().cpu() for key, tensor in self.state_dict().items()}
-        save_file(state, folder / WEIGHTS_NAME, metadata={"format": "pt"})
-        (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        return folder
-
-
-def forget_config(model: nn.Module, why: str) -> None:
-    """Mark ``model``'s recorded arguments as no longer describing it (after pruning, say)."""
-    model.__dict__["_config"] = None
-    model.__dict__["_config_lost"] = why
-
-
-def _encode(owner: str, name: str, value: Any) -> Any:
-    """``value`` as JSON: tuples as lists, a blocks network as its nested config; else a ValueError naming ``name``."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (tuple, list)):
-        return [_encode(owner, name, v) for v in value]
-    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
-        return {k: _encode(owner, name, v) for k, v in value.items()}
-    if isinstance(value, Configurable):
-        return value.config
-    if isinstance(value, nn.Module):
-        raise ValueError(
-            f"{owner}: {name}={type(value).__name__} is not a blocks network, so config.json cannot rebuild it; "
-            "build the model from blocks' own networks to use save_pretrained, or save its state_dict with torch.save"
-        )
-    raise ValueError(
-        f"{owner}: {name}={value!r} cannot be written to config.json; pass a registered name instead (for a "
-        "normalizer or activator: blocks.register_normalizer / register_activator, then the name), "
-        "or save the state_dict with torch.save"
-    )
+for _cls in SAVABLE_CLASSES:
+    register_savable(_cls)
 
 
 def _decode(value: Any) -> Any:
-    """The inverse of `_encode`: lists as tuples, nested configs as built models."""
+    """The inverse of writing a config: lists as tuples, nested configs as built models."""
     if isinstance(value, list):
         return tuple(_decode(v) for v in value)
     if isinstance(value, dict):
@@ -164,7 +64,7 @@ def build_from_config(config: Mapping[str, Any]) -> nn.Module:
         ValueError: If the class is not one of blocks' public classes.
     """
     name = config.get(CLASS_KEY)
-    cls = CLASSES.get(str(name))
+    cls = SAVABLE.get(str(name))
     if cls is None:
         raise ValueError(f"config names {CLASS_KEY}={name!r}, which is not a class of blocks that can be built")
     return cls(**{key: _decode(value) for key, value in config.items() if key != CLASS_KEY})

@@ -1,6 +1,6 @@
 """2-D weights for 3-D networks: `inflate` (I3D, Carreira and Zisserman 2017; or the center rule).
 
-A blocks network is rebuilt from its arguments (`blocks.hub.Configurable.config`) one dimension
+A blocks network is rebuilt from its arguments (`blocks.configurable.Configurable.config`) one dimension
 up, so the result is exactly what the 3-D class builds and saves, and every weight is carried
 over: norm, PReLU and linear parameters (and norm statistics) are copied, and each k x k kernel
 becomes k x k x k, keeping its width in depth (the stem's 7 included):
@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from .checks import check_choice, named_class
-from .hub import CLASS_KEY, CLASSES, Configurable, build_from_config
+from .configurable import CLASS_KEY, SAVABLE, Configurable, recorded_config
+from .hub import build_from_config
 
 __all__ = ["RULES", "inflate", "inflate_kernel"]
 
@@ -49,13 +50,15 @@ def inflate_kernel(weight: Tensor, depth: int, rule: str = "i3d") -> Tensor:
     return inflated
 
 
-def _twin_config(config: dict[str, Any], ndim: int) -> dict[str, Any]:
+def _twin_config(config: dict[str, Any], ndim: int, cls: type | None = None) -> dict[str, Any]:
     """The arguments of the ``ndim``-D twin: the named class of the next dimension, nested configs too.
+
+    ``cls`` is the class ``config`` was recorded on (by default the savable class it names).
 
     Raises:
         ValueError: If an argument holds one value per dimension (it has no meaning one dimension up).
     """
-    cls = CLASSES[config[CLASS_KEY]]
+    cls = SAVABLE[config[CLASS_KEY]] if cls is None else cls
     twin: dict[str, Any] = {}
     for key, value in config.items():
         if key in PER_DIMENSION_ARGUMENTS and isinstance(value, list):
@@ -65,9 +68,10 @@ def _twin_config(config: dict[str, Any], ndim: int) -> dict[str, Any]:
             )
         twin[key] = _twin_config(value, ndim) if isinstance(value, dict) and CLASS_KEY in value else value
     if getattr(cls, "fixed_ndim", None) is not None:
-        generic = next(c for c in cls.__mro__ if getattr(c, "fixed_ndim", None) is None)  # AE2d -> AE
+        generic = next(c for c in cls.__mro__ if getattr(c, "fixed_ndim", None) is None)  # AE2d -> AE, MyAE2d -> AE
         twin[CLASS_KEY] = named_class(generic, ndim).__name__
-    else:
+    else:  # the generic class, or a user's subclass of it: its blocks class takes ndim
+        twin[CLASS_KEY] = next(c for c in cls.__mro__ if SAVABLE.get(c.__name__) is c).__name__
         twin["ndim"] = ndim
     return twin
 
@@ -111,7 +115,7 @@ def inflate(model: nn.Module, ndim: int = 3, rule: str = "i3d") -> nn.Module:
         raise ValueError(f"inflate: {type(model).__name__} is {own}-D, so it inflates to ndim={own + 1}; got ndim={ndim}")
     first = next(iter(model.parameters()), None)
     with torch.device(first.device if first is not None else "cpu"):
-        twin = build_from_config(_twin_config(model.config, ndim))
+        twin = build_from_config(_twin_config(recorded_config(model), ndim, type(model)))
     state = {}
     targets = twin.state_dict()
     for key, value in model.state_dict().items():

@@ -24,6 +24,8 @@ from typing import Any, Union
 
 from torch import nn
 
+from .checks import is_int
+
 __all__ = [
     "LayerSpec",
     "NORMALIZERS",
@@ -85,7 +87,7 @@ def _group_norm(channels: int, num_groups: int | None = None, **kwargs: Any) -> 
     if num_groups is None:
         groups = max(g for g in range(1, min(32, channels) + 1) if channels % g == 0)
         return nn.GroupNorm(groups, channels, **kwargs)
-    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+    if not is_int(num_groups) or num_groups < 1:
         raise ValueError(f"normalizer 'group' got num_groups={num_groups!r}; it must be a positive int")
     groups = min(num_groups, channels)
     if channels % groups:
@@ -252,7 +254,7 @@ def _make(
     spec: LayerSpec, channels: int, kind: str, registry: Mapping[str, LayerFactory | None], ndim: int
 ) -> nn.Module | None:
     """Build the layer for ``spec`` acting on ``channels`` channels in ``ndim`` dimensions; None for no layer."""
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+    if not is_int(channels) or channels < 1:
         raise ValueError(f"channels={channels!r} for the {kind} must be a positive int")
     factory, kwargs = _split(spec, kind, registry)
     if factory is None:

@@ -17,18 +17,19 @@ from .checks import (
     IntOrTuple,
     check_input,
     check_min_size,
+    check_per_level,
     check_positive_int,
+    check_tensor,
     check_tuple,
-    is_tracing,
     resolve_ndim,
-    trust_inputs,
 )
+from .configurable import Configurable, records_config
 from .conv import NormAct
 from .decoder import Decoder, make_head
-from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, check_layers, family_spec, make_unet_stem
+from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_spec, make_unet_stem
 from .features import FeatureAPI, FeatureInfo, check_num_classes
-from .hub import Configurable
 from .layers import LayerSpec
+from .levels import level_sizes, min_size
 from .residual import GradCheckpointing
 
 __all__ = [
@@ -40,21 +41,7 @@ __all__ = [
     "EncoderNet1d",
     "EncoderNet2d",
     "EncoderNet3d",
-    "level_sizes",
 ]
-
-
-def level_sizes(size: Sequence[int], levels: int) -> list[tuple[int, ...]]:
-    """The size of each level of the family: level 0 is ``size``, each next one ``ceil(n / 2)`` per side.
-
-    Examples:
-        >>> level_sizes((97, 8), 3)
-        [(97, 8), (49, 4), (25, 2)]
-    """
-    sizes = [tuple(size)]
-    for _ in range(levels - 1):
-        sizes.append(tuple(-(-n // 2) for n in sizes[-1]))
-    return sizes
 
 
 class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
@@ -102,6 +89,7 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
 
     head_argument = "out_length"
 
+    @records_config
     def __init__(
         self,
         in_planes: int = 1,
@@ -122,7 +110,7 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         out_length = check_num_classes(out_length)
         spec = family_spec(block, kernel_size, normalizer, activator, layer_order, ndim)
         channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
-        counts = check_layers(layers, len(channels))
+        counts = check_per_level("layers", layers, len(channels))
 
         self.stem = make_unet_stem(in_planes, channels[0], spec)
         self.encoder = Encoder(channels, counts, spec)
@@ -138,8 +126,7 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
 
         self.channels = channels
         self.layers = counts
-        self.min_size = 2 ** (len(channels) - 1) + 1
-        trust_inputs(self)
+        self.min_size = min_size(self.feature_info[-1]["reduction"])
 
     @property
     def out_length(self) -> int | None:
@@ -149,7 +136,7 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error unless ``x`` is (B, in_planes, *spatial) with a spatial size of at least ``min_size``."""
         check_input(self, x, self.in_planes, self.ndim)
-        check_min_size(self, x, self.min_size, self.min_size - 1)
+        check_min_size(self, x, self.min_size, self.feature_info[-1]["reduction"])
 
 
 class DecoderNet(Configurable, GradCheckpointing, nn.Module):
@@ -197,6 +184,7 @@ class DecoderNet(Configurable, GradCheckpointing, nn.Module):
     fixed_ndim: ClassVar[int | None] = None
     """The dimension of the named classes; None for the generic class."""
 
+    @records_config
     def __init__(
         self,
         out_size: IntOrTuple,
@@ -220,13 +208,13 @@ class DecoderNet(Configurable, GradCheckpointing, nn.Module):
         self.out_planes = check_positive_int("out_planes", out_planes)
         spec = family_spec(block, kernel_size, normalizer, activator, layer_order, ndim)
         channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
-        counts = check_layers(layers, len(channels))
+        counts = check_per_level("layers", layers, len(channels))
         self.sizes = level_sizes(out_size, len(channels))
-        if max(self.sizes[-1]) < 2:
+        if max(out_size) < min_size(2 ** (len(channels) - 1)):
             raise ValueError(
                 f"out_size={out_size!r} is too small for {len(channels)} levels: the deepest level would be "
                 f"{self.sizes[-1]}, and normalization needs more than one pixel; use an out_size with a side "
-                f">= {2 ** (len(channels) - 1) + 1} or fewer channels (levels)"
+                f">= {min_size(2 ** (len(channels) - 1))} or fewer channels (levels)"
             )
 
         deepest = (channels[-1], *self.sizes[-1])
@@ -240,19 +228,10 @@ class DecoderNet(Configurable, GradCheckpointing, nn.Module):
         self.out_size = out_size
         self.channels = channels
         self.layers = counts
-        trust_inputs(self)
 
     def check_input(self, x: Tensor) -> None:
         """Raise a ValueError unless ``x`` is (B, *input_size); steps aside while fx traces."""
-        if is_tracing():
-            return
-        if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(f"{type(self).__name__} expects a floating-point tensor of shape (B, *{self.input_size})")
-        if tuple(x.shape[1:]) != self.input_size:
-            raise ValueError(
-                f"{type(self).__name__} expects input of shape (B, {', '.join(map(str, self.input_size))}), "
-                f"got {tuple(x.shape)}"
-            )
+        check_tensor(self, x, (None, *self.input_size), f"(B, {', '.join(map(str, self.input_size))})")
 
     def forward(self, x: Tensor) -> Tensor:
         """Decode ``x`` to (B, out_planes, *out_size).
@@ -269,10 +248,7 @@ class DecoderNet(Configurable, GradCheckpointing, nn.Module):
         self.check_input(x)
         if self.fc is not None:
             x = self.fc(x).unflatten(1, (self.channels[-1], *self.sizes[-1]))
-        x = self.bottom(x)
-        for stage, size in zip(self.decoder, self.sizes[-2::-1]):
-            x = stage(x, None, size)
-        return self.head(x)
+        return self.head(self.decoder.expand(self.bottom(x), self.sizes[-2::-1]))
 
 
 class EncoderNet1d(EncoderNet):

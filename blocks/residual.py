@@ -7,14 +7,15 @@ place where ``blocks`` deliberately differs from MDNC.
 
 The rules, each in one function: the shortcut (`make_shortcut`), the hidden width
 (`HIDDEN_WIDTHS`), where a block scales (`scales_first`) and the blocks a network's stage asks for
-(`BlockSpec`).
+(`BlockSpec`). As in torchvision (``downsample``) and timm, the stage builds each block's shortcut
+and hands it in; a block built alone builds its own by the same rule (``shortcut='auto'``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 import torch
 from torch import Tensor, nn
@@ -26,13 +27,11 @@ from .checks import (
     check_call,
     check_positive_int,
     check_tuple,
-    is_tracing,
     named_class,
     resolve_ndim,
-    trust_inputs,
 )
-from .conv import ConvModern
-from .hub import Configurable
+from .configurable import Configurable, records_config
+from .conv import ConvModern, same_padding
 from .layers import LayerSpec, in_place, make_activator, returns_new_tensor
 
 __all__ = [
@@ -50,6 +49,7 @@ __all__ = [
     "Branch",
     "GradCheckpointing",
     "ResidualBlock",
+    "check_same_padding",
     "make_shortcut",
     "scales_first",
 ]
@@ -72,7 +72,7 @@ def check_same_padding(kernel_size: IntOrTuple, padding: IntOrTuple, ndim: int) 
     padding, so every k x k conv of a block needs ``padding = (k - 1) // 2`` with odd ``k``.
     """
     kernel, pad = check_tuple("kernel_size", kernel_size, ndim), check_tuple("padding", padding, ndim, minimum=0)
-    if any(2 * p != k - 1 for k, p in zip(kernel, pad)):
+    if any(k % 2 == 0 for k in kernel) or pad != same_padding(kernel):
         raise ValueError(
             f"kernel_size={kernel_size!r} with padding={padding!r} changes the size in the branch but not in "
             "the shortcut; a residual block needs an odd kernel_size and padding=(kernel_size - 1) // 2"
@@ -113,13 +113,19 @@ def make_shortcut(
     )
 
 
-class ResidualBlock(Configurable, nn.Module):
+ShortcutSpec = Union[nn.Module, None, str]
+"""What ``shortcut=`` accepts: ``'auto'`` (`make_shortcut`'s rule), None (the identity) or a module."""
+
+
+class ResidualBlock(nn.Module):
     """A residual block from its parts: ``branch(x) + shortcut(x)``, then ``activation``.
 
     The branch runs first. The sum is taken in place when the branch ends in a conv or a torch norm
     (a fresh tensor), as torchvision's ``out += identity``. `BlockPlain` and `BlockBottleneck` build
-    the parts by MDNC's rules; a user may hand any shortcut (a module mapping the input to the
-    branch's output shape, or None for the identity).
+    the parts by MDNC's rules. The shortcut is any module mapping the input to the branch's output
+    shape (an ``nn.Conv2d``, an ``nn.Sequential``, ...), or None for the identity; only a shortcut
+    that up-samples (one with ``upsamples`` True, such as an up-scaling `ConvModern`) is also
+    handed the call's ``output_size``.
 
     Args:
         branch: The residual branch.
@@ -128,6 +134,12 @@ class ResidualBlock(Configurable, nn.Module):
         in_planes: Input channels (for the input check).
         out_planes: Output channels.
         ndim: Spatial dimensions.
+
+    Examples:
+        >>> import torch
+        >>> block = BlockPlain2d(4, 8, stride=2, shortcut=nn.Conv2d(4, 8, 1, stride=2))
+        >>> block(torch.zeros(1, 4, 9, 9)).shape
+        torch.Size([1, 8, 5, 5])
     """
 
     def __init__(
@@ -140,16 +152,20 @@ class ResidualBlock(Configurable, nn.Module):
         ndim: int = 2,
     ) -> None:
         super().__init__()
+        if shortcut is not None and not isinstance(shortcut, nn.Module):
+            raise ValueError(
+                f"shortcut={shortcut!r} must be 'auto', None (the identity) or an nn.Module mapping the input "
+                "to the branch's output shape"
+            )
         self.in_planes = in_planes
         self.out_planes = out_planes
         self.ndim = ndim
         self.branch = branch
         self.shortcut = shortcut
         self.activation = activation
+        self.shortcut_upsamples = bool(getattr(shortcut, "upsamples", False))
         self.sum_in_place = returns_new_tensor(branch[-1][-1])
         self.grad_checkpointing = False
-        trust_inputs(self)
-        self.checks_input = True
 
     @property
     def in_channels(self) -> int:
@@ -174,8 +190,7 @@ class ResidualBlock(Configurable, nn.Module):
             ValueError: If ``x`` is not (B, in_planes, *spatial), or ``output_size`` is malformed or
                 given to a block that does not up-scale.
         """
-        if not is_tracing():
-            check_call(self, x, output_size, "up-scale")
+        check_call(self, x, output_size, "up-scale")
 
     def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
         """Apply the block: branch(x) + shortcut(x), then the activation in ``'old'`` order.
@@ -188,12 +203,11 @@ class ResidualBlock(Configurable, nn.Module):
             The output, (B, out_planes, *spatial').
 
         Raises:
-            TypeError: If ``x`` is not a floating-point tensor (checked when built by a user).
+            TypeError: If ``x`` is not a floating-point tensor.
             ValueError: If ``x`` has the wrong shape, or ``output_size`` is malformed or given to a
                 block that does not up-scale.
         """
-        if self.checks_input:
-            self.check(x, output_size)
+        self.check(x, output_size)
         if self.grad_checkpointing and torch.is_grad_enabled():
             return checkpoint(self._residual, x, output_size, use_reentrant=False)
         return self._residual(x, output_size)
@@ -201,7 +215,12 @@ class ResidualBlock(Configurable, nn.Module):
     def _residual(self, x: Tensor, output_size: tuple[int, ...] | None) -> Tensor:
         """branch(x) + shortcut(x), then the activation in ``'old'`` order."""
         out = self.branch(x, output_size)
-        shortcut = x if self.shortcut is None else self.shortcut(x, output_size)
+        if self.shortcut is None:
+            shortcut = x
+        elif self.shortcut_upsamples:
+            shortcut = self.shortcut(x, output_size)
+        else:
+            shortcut = self.shortcut(x)
         out = out.add_(shortcut) if self.sum_in_place else out + shortcut
         return out if self.activation is None else self.activation(out)
 
@@ -215,12 +234,17 @@ def _block_parts(
     activator: LayerSpec,
     layer_order: str,
     scaler: str,
+    shortcut: ShortcutSpec,
     ndim: int,
 ) -> dict[str, Any]:
     """The parts every block takes besides its branch: the shortcut, the activation after the sum, the sizes."""
     after_sum = in_place(make_activator(activator, out_planes, ndim)) if layer_order == "old" else None
+    if isinstance(shortcut, str):
+        if shortcut != "auto":
+            raise ValueError(f"shortcut={shortcut!r} is not allowed; use 'auto', None or an nn.Module")
+        shortcut = make_shortcut(in_planes, out_planes, stride, output_size, normalizer, scaler, ndim)
     return {
-        "shortcut": make_shortcut(in_planes, out_planes, stride, output_size, normalizer, scaler, ndim),
+        "shortcut": shortcut,
         "activation": after_sum,
         "in_planes": in_planes,
         "out_planes": out_planes,
@@ -228,7 +252,7 @@ def _block_parts(
     }
 
 
-class BlockPlain(ResidualBlock):
+class BlockPlain(Configurable, ResidualBlock):
     """Residual block of two k x k units (MDNC's plain block; torchvision's BasicBlock), in 1-D, 2-D or 3-D.
 
     branch = unit(in -> hidden, k) -> unit(hidden -> out, k, stride/scaler/output_size); with
@@ -248,6 +272,9 @@ class BlockPlain(ResidualBlock):
         scaler: ``'down'`` or ``'up'``.
         hidden_planes: Channels between the units; defaults to ``in_planes`` (MDNC).
         scale_first: Scale in the first unit instead of the second.
+        shortcut: ``'auto'`` (`make_shortcut`: identity, or a projection when the channels change or
+            the block scales), None (the identity) or any module mapping the input to the branch's
+            output shape; it gets the call's ``output_size`` only if it up-samples (``upsamples``).
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
 
     Examples:
@@ -262,6 +289,7 @@ class BlockPlain(ResidualBlock):
     fixed_ndim: ClassVar[int | None] = None
     """The dimension of the named classes; None for the generic class."""
 
+    @records_config
     def __init__(
         self,
         in_planes: int,
@@ -277,13 +305,13 @@ class BlockPlain(ResidualBlock):
         *,
         hidden_planes: int | None = None,
         scale_first: bool = False,
+        shortcut: ShortcutSpec = "auto",
         ndim: int | None = None,
     ) -> None:
         ndim = resolve_ndim(type(self), ndim)
         hidden = check_planes(in_planes, out_planes, hidden_planes)
         check_same_padding(kernel_size, padding, ndim)
         check_bool("scale_first", scale_first)
-        last_act = None if layer_order == "old" else activator
         scaled = {"stride": stride, "output_size": output_size}
         kept = {"stride": 1, "output_size": None}
         first, second = (scaled, kept) if scale_first else (kept, scaled)
@@ -292,15 +320,15 @@ class BlockPlain(ResidualBlock):
         unit = named_class(ConvModern, ndim)
         branch = Branch(
             unit(in_planes, hidden, activator=activator, **common, **first),
-            unit(hidden, out_planes, activator=last_act, **common, **second),
+            unit(hidden, out_planes, activator=activator, linear_output=layer_order == "old", **common, **second),
         )
         parts = _block_parts(in_planes, out_planes, stride, output_size, normalizer, activator, layer_order, scaler,
-                             ndim)
+                             shortcut, ndim)
         super().__init__(branch, **parts)
         self.hidden_planes = hidden
 
 
-class BlockBottleneck(ResidualBlock):
+class BlockBottleneck(Configurable, ResidualBlock):
     """Residual bottleneck block: 1x1 reduce, k x k, 1x1 expand (MDNC's bottleneck; torchvision's Bottleneck).
 
     branch = unit(in -> hidden, 1x1) -> unit(hidden -> hidden, k, stride/scaler/output_size) ->
@@ -319,6 +347,7 @@ class BlockBottleneck(ResidualBlock):
         layer_order: ``'new'`` (pre-activation) or ``'old'`` (activation after the sum).
         scaler: ``'down'`` or ``'up'``.
         hidden_planes: Bottleneck width; defaults to ``in_planes`` (MDNC; torchvision uses ``out_planes // 4``).
+        shortcut: ``'auto'``, None or a module, as in `BlockPlain`.
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
 
     Examples:
@@ -333,6 +362,7 @@ class BlockBottleneck(ResidualBlock):
     fixed_ndim: ClassVar[int | None] = None
     """The dimension of the named classes; None for the generic class."""
 
+    @records_config
     def __init__(
         self,
         in_planes: int,
@@ -347,21 +377,21 @@ class BlockBottleneck(ResidualBlock):
         scaler: str = "down",
         *,
         hidden_planes: int | None = None,
+        shortcut: ShortcutSpec = "auto",
         ndim: int | None = None,
     ) -> None:
         ndim = resolve_ndim(type(self), ndim)
         hidden = check_planes(in_planes, out_planes, hidden_planes)
         check_same_padding(kernel_size, padding, ndim)
-        last_act = None if layer_order == "old" else activator
         common = {"normalizer": normalizer, "layer_order": layer_order, "scaler": scaler, "ndim": ndim}
         unit = named_class(ConvModern, ndim)
         branch = Branch(
             unit(in_planes, hidden, 1, 1, 0, None, activator=activator, **common),
             unit(hidden, hidden, kernel_size, stride, padding, output_size, activator=activator, **common),
-            unit(hidden, out_planes, 1, 1, 0, None, activator=last_act, **common),
+            unit(hidden, out_planes, 1, 1, 0, None, activator=activator, linear_output=layer_order == "old", **common),
         )
         parts = _block_parts(in_planes, out_planes, stride, output_size, normalizer, activator, layer_order, scaler,
-                             ndim)
+                             shortcut, ndim)
         super().__init__(branch, **parts)
         self.hidden_planes = hidden
 
@@ -421,6 +451,9 @@ class BlockSpec:
     def build(self, in_planes: int, out_planes: int, stride: IntOrTuple = 1, scaler: str = "down") -> ResidualBlock:
         """One block ``in_planes -> out_planes``: hidden width by `width`, scaling placed by `scales_first`.
 
+        The spec builds the block's shortcut (`make_shortcut`) and hands it in, as torchvision's
+        stages hand their blocks a ``downsample``.
+
         Args:
             in_planes: Input channels.
             out_planes: Output channels.
@@ -433,10 +466,11 @@ class BlockSpec:
         """
         kernel = check_tuple("kernel_size", self.kernel_size, self.ndim)
         extra = {"scale_first": True} if scales_first(self.block, scaler) else {}
+        shortcut = make_shortcut(in_planes, out_planes, stride, None, self.normalizer, scaler, self.ndim)
         return named_class(BLOCKS[self.block], self.ndim)(
-            in_planes, out_planes, kernel, stride, tuple((k - 1) // 2 for k in kernel), None, self.normalizer,
+            in_planes, out_planes, kernel, stride, same_padding(kernel), None, self.normalizer,
             self.activator, self.layer_order, scaler,
-            hidden_planes=HIDDEN_WIDTHS[self.width](self.block, in_planes, out_planes), **extra,
+            hidden_planes=HIDDEN_WIDTHS[self.width](self.block, in_planes, out_planes), shortcut=shortcut, **extra,
         )
 
     def stage(self, in_planes: int, out_planes: int, depth: int, stride: IntOrTuple = 1) -> nn.Sequential:

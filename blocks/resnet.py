@@ -21,19 +21,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checks import (
-    LAYER_ORDERS,
-    check_choice,
-    check_input,
-    check_ndim,
-    check_positive_int,
-    named_class,
-    trust_inputs,
-)
+from .checks import LAYER_ORDERS, check_choice, check_input, check_ints, check_ndim, check_positive_int, named_class
+from .configurable import Configurable, records_config
 from .conv import ConvModern, NormAct
-from .hub import Configurable
 from .features import FeatureAPI, FeatureInfo, check_num_classes
-from .layers import LayerSpec, check_layer_spec, is_null, torch_layer
+from .layers import LayerSpec, check_layer_spec, torch_layer
 from .residual import BLOCKS, BlockSpec, GradCheckpointing
 
 __all__ = [
@@ -67,25 +59,6 @@ ARCHS: dict[str, tuple[tuple[int, int, int, int], str]] = {
 }
 """The presets: name -> (blocks per stage, block type)."""
 
-def check_layers(layers: Any) -> tuple[int, int, int, int]:
-    """Return ``layers`` as a tuple if it is 4 positive ints (blocks per stage), else raise a ValueError.
-
-    Examples:
-        >>> check_layers([3, 4, 6, 3])
-        (3, 4, 6, 3)
-    """
-    if (
-        not isinstance(layers, Sequence)
-        or isinstance(layers, str)
-        or len(layers) != len(WIDTHS)
-        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in layers)
-    ):
-        raise ValueError(
-            f"layers={layers!r} must be {len(WIDTHS)} positive ints, the number of blocks in each stage, "
-            f"e.g. {list(ARCHS['resnet50'][0])}"
-        )
-    return tuple(layers)
-
 
 # -------------------------------------------------------------------------------------- the pieces
 
@@ -95,9 +68,9 @@ def make_stem(
 ) -> ConvModern:
     """The stem before the max-pool: ``conv`` 7-wide, stride 2 -> ``norm`` -> ``act`` in ``'old'`` order, ``conv`` alone in ``'new'``.
 
-    In pre-activation order every block normalizes and activates its own input, so the stem is the
-    convolution alone (as timm's ``resnetv2``); its output, max-pooled, starts the residual stream.
-    Its conv has a bias only when there is no normalizer at all (stated with ``bias=``).
+    In pre-activation order every block normalizes and activates its own input, so the stem is a
+    bare unit (``bare=True``, as timm's ``resnetv2``); its output, max-pooled, starts the residual
+    stream. Its conv has a bias only when there is no normalizer at all (the unit's rule).
 
     Args:
         in_planes: Input channels.
@@ -115,10 +88,9 @@ def make_stem(
           (conv): Conv2d(1, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)
         )
     """
-    unit = named_class(ConvModern, ndim)
-    if layer_order == "old":
-        return unit(in_planes, STEM_PLANES, 7, 2, 3, None, normalizer, activator, "old")
-    return unit(in_planes, STEM_PLANES, 7, 2, 3, None, None, None, "old", bias=is_null(normalizer))
+    return named_class(ConvModern, ndim)(
+        in_planes, STEM_PLANES, 7, 2, 3, None, normalizer, activator, layer_order, bare=layer_order == "new"
+    )
 
 
 def make_stage(
@@ -231,6 +203,7 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         [64, 64, 128, 256, 512]
     """
 
+    @records_config
     def __init__(
         self,
         layers: Sequence[int],
@@ -245,7 +218,9 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
     ) -> None:
         super().__init__()
         self.ndim = ndim = check_ndim(ndim)
-        layers = check_layers(layers)
+        layers = check_ints(
+            "layers", layers, len(WIDTHS), meaning=", the number of blocks in each stage", example=list(ARCHS["resnet50"][0])
+        )
         check_choice("block", block, tuple(BLOCKS))
         self.in_planes = check_positive_int("in_planes", in_planes)
         self.num_classes = check_num_classes(num_classes)
@@ -273,7 +248,6 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         self.reset_classifier(num_classes)
 
         init_weights(self)
-        trust_inputs(self)
 
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error unless ``x`` is (B, in_planes, *spatial); steps aside while fx traces."""

@@ -18,6 +18,8 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from .checks import is_int
+
 __all__ = ["shadow_copy", "shape_table", "summary"]
 
 InputSize = Union[Sequence[int], Sequence[Sequence[int]]]
@@ -121,7 +123,7 @@ def summary(
         raise TypeError(f"summary() needs an nn.Module as model, got {type(model).__name__}")
     sizes = _normalize_input_size(input_size)
     input_dtypes = _normalize_dtypes(dtypes, len(sizes))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+    if not is_int(batch_size):
         raise ValueError(f"batch_size must be an int, got {batch_size!r}")
     if batch_size != -1 and batch_size < 1:
         raise ValueError(f"batch_size must be -1 or a positive int, got {batch_size}")
@@ -166,19 +168,15 @@ def _normalize_input_size(input_size: InputSize) -> list[tuple[int, ...]]:
     )
     if not _is_sequence(input_size) or len(input_size) == 0:
         raise error
-    shapes = [input_size] if all(_is_int(d) for d in input_size) else list(input_size)
+    shapes = [input_size] if all(is_int(d) for d in input_size) else list(input_size)
     for shape in shapes:
-        if not _is_sequence(shape) or not all(_is_int(d) and d >= 0 for d in shape):
+        if not _is_sequence(shape) or not all(is_int(d) and d >= 0 for d in shape):
             raise error
     return [tuple(int(d) for d in shape) for shape in shapes]
 
 
 def _is_sequence(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, str)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _normalize_dtypes(

@@ -43,31 +43,16 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from .checks import (
-    IntOrTuple,
-    check_min_size,
-    check_positive_int,
-    is_tracing,
-    resolve_ndim,
-    trust_inputs,
-)
-from .checks import check_input as check_shape
-from .decoder import Decoder, DecoderStage, make_head
 from .backbones import BackboneReader, prune_head, read_backbone
-from .encoder import (
-    DEFAULT_CHANNELS,
-    Encoder,
-    check_channels,
-    check_layers,
-    family_spec,
-    make_unet_stem,
-)
-from .hub import Configurable
+from .checks import IntOrTuple, check_input, check_min_size, check_per_level, check_positive_int, is_tracing, resolve_ndim
+from .configurable import Configurable, records_config
+from .decoder import Decoder, make_head
+from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_spec, make_unet_stem
 from .layers import LayerSpec
+from .levels import min_size
 from .residual import GradCheckpointing
-from .summary import shape_table
 
-__all__ = ["AE", "AE1d", "AE2d", "AE3d", "DecoderStage", "UNet", "UNet1d", "UNet2d", "UNet3d", "shape_table"]
+__all__ = ["AE", "AE1d", "AE2d", "AE3d", "UNet", "UNet1d", "UNet2d", "UNet3d"]
 
 
 class UNet(Configurable, GradCheckpointing, nn.Module):
@@ -139,6 +124,7 @@ class UNet(Configurable, GradCheckpointing, nn.Module):
     skips: ClassVar[bool] = True
     """Whether the decoder fuses the encoder's features (U-Net) or only up-scales to their sizes (`AE`)."""
 
+    @records_config
     def __init__(
         self,
         in_planes: int | None = None,
@@ -169,7 +155,7 @@ class UNet(Configurable, GradCheckpointing, nn.Module):
             in_planes = 1 if in_planes is None else in_planes
             channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
             reductions = tuple(2**i for i in range(len(channels)))
-            counts = check_layers(layers, len(channels))
+            counts = check_per_level("layers", layers, len(channels))
             self.stem: nn.Module | None = make_unet_stem(in_planes, channels[0], spec)
             self.encoder = Encoder(channels, counts, spec)
             self.reader: BackboneReader | None = None
@@ -184,7 +170,7 @@ class UNet(Configurable, GradCheckpointing, nn.Module):
                 )
             prune_head(encoder, self.reader)
             channels, reductions, in_planes = self.reader.channels, self.reader.reductions, self.reader.in_planes
-            counts = check_layers(layers, len(channels))
+            counts = check_per_level("layers", layers, len(channels))
             self.stem = None
             self.encoder = encoder
         self.decoder = Decoder(channels, counts, spec, reductions[0], self.skips, decoder_channels, upsample)
@@ -195,8 +181,7 @@ class UNet(Configurable, GradCheckpointing, nn.Module):
         self.channels = channels
         self.layers = counts
         self.reductions = reductions
-        self.min_size = reductions[-1] + 1
-        trust_inputs(self)
+        self.min_size = min_size(reductions[-1])
 
     @property
     def in_channels(self) -> int:
@@ -220,7 +205,7 @@ class UNet(Configurable, GradCheckpointing, nn.Module):
             ...
             ValueError: UNet2d needs an input of height or width >= 5 ...
         """
-        check_shape(self, x, self.in_planes, self.ndim)
+        check_input(self, x, self.in_planes, self.ndim)
         check_min_size(self, x, self.min_size, self.reductions[-1])
 
     def encode(self, x: Tensor) -> list[Tensor]:
@@ -248,7 +233,7 @@ class UNet(Configurable, GradCheckpointing, nn.Module):
         """`encode` without the input check."""
         if self.stem is None:
             features = self.reader(self.encoder, x)
-            if not is_tracing() and len(features) != len(self.channels):
+            if not is_tracing(x) and len(features) != len(self.channels):
                 raise ValueError(
                     f"encoder {type(self.encoder).__name__} returned {len(features)} maps, expected "
                     f"{len(self.channels)} (one per feature_info entry)"

@@ -823,13 +823,17 @@ def test_bad_output_size_at_call_time(module, size, value, message):
 
 
 @pytest.mark.parametrize("nd", [1, 3])
-def test_networks_check_their_input_once(nd):
-    with torch.device("meta"):
-        nets = [ResNet([1, 1, 1, 1], "plain", in_planes=1, ndim=nd), UNet(channels=(2, 4), layers=1, ndim=nd)]
-        user = BlockBottleneck(2, 4, stride=2, ndim=nd)
+def test_networks_check_at_their_boundary_and_parts_keep_their_checks(nd):
+    """No flag is flipped on a network's parts: a block taken out of a network still checks its input."""
+    nets = [ResNet([1, 1, 1, 1], "plain", in_planes=1, ndim=nd), UNet(channels=(2, 4), layers=1, ndim=nd)]
     for net in nets:
-        inner = [m for m in net.modules() if m is not net and hasattr(m, "checks_input")]
-        assert len(inner) > 10 and not any(m.checks_input for m in inner)
-    assert user.checks_input is True
-    assert not any(m.checks_input for m in user.modules() if m is not user and hasattr(m, "checks_input"))
-    assert ConvModern(2, 4, ndim=nd).checks_input is True
+        assert not any(hasattr(m, "checks_input") for m in net.modules())
+        with pytest.raises(ValueError, match=rf"^{type(net).__name__} expects input of shape \(B, 1, "):
+            net(torch.randn(1, 3, *[40] * nd))
+        block = next(m for m in net.modules() if isinstance(m, (BlockPlain, BlockBottleneck)))
+        wrong = block.in_planes + 1
+        with pytest.raises(ValueError, match=rf"^{type(block).__name__} expects input of shape \(B, {block.in_planes}, "):
+            block(torch.randn(1, wrong, *[8] * nd))
+        unit = block.branch[0]
+        with pytest.raises(ValueError, match=rf"^{type(unit).__name__} expects input of shape \(B, {unit.in_planes}, "):
+            unit(torch.randn(1, wrong, *[8] * nd))

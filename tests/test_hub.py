@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import blocks
+from blocks.configurable import register_savable
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -173,8 +174,10 @@ def test_foreign_encoder_is_refused(tmp_path):
 
 def test_pruned_model_is_refused(tmp_path):
     model = blocks.ResNet([1, 1, 1, 1], "plain", num_classes=3)
+    kept = [key for key in model.state_dict() if key.split(".")[0] in ("stem", "layer1", "layer2")]
     assert model.prune_intermediate_layers((0, 1, 2)) == [0, 1, 2]
-    assert model.layer3 is None and model.layer4 is None
+    assert isinstance(model.layer3, nn.Identity) and isinstance(model.layer4, nn.Identity)  # timm's way
+    assert list(model.state_dict()) == kept  # the kept stages keep their keys
     with pytest.raises(ValueError) as error:
         model.save_pretrained(tmp_path / "out")
     assert str(error.value) == (
@@ -305,7 +308,7 @@ def test_offline_without_huggingface_hub_timm_or_torchvision(tmp_path):
     model = seeded(lambda: blocks.UNet2d(out_planes=2, channels=(2, 4, 8), layers=1)).eval()
     given = model.save_pretrained(tmp_path / "given")
     subclass = tmp_path / "subclass"
-    Subclass = type("MyUNet", (blocks.UNet2d,), {})  # a user's subclass: known in this process only
+    Subclass = register_savable(type("MyUNet", (blocks.UNet2d,), {}))  # a user's subclass: known in this process only
     seeded(lambda: Subclass(channels=(2, 4), layers=1)).save_pretrained(subclass)
     assert json.loads((subclass / "config.json").read_text())["blocks_class"] == "MyUNet"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
@@ -342,6 +345,9 @@ if PyTorchModelHubMixin is not None:
 
     class MixinResNet(PyTorchModelHubMixin, blocks.ResNet):
         """The mixin first: the mixin's ``save_pretrained`` and ``from_pretrained``."""
+
+    register_savable(HubResNet)  # a user's subclass is written only once registered (docs/design.md)
+    register_savable(MixinResNet)
 
 
 def small_resnet(cls, **kwargs):

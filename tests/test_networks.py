@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from blocks import summary
-from blocks.networks import DecoderNet, DecoderNet1d, DecoderNet2d, DecoderNet3d, EncoderNet, EncoderNet2d, level_sizes
+from blocks.levels import level_sizes
+from blocks.networks import DecoderNet, DecoderNet1d, DecoderNet2d, DecoderNet3d, EncoderNet, EncoderNet2d
 from blocks.presets import PRESETS, preset
 from blocks.unet import AE, AE1d, AE2d, AE3d, UNet
 

@@ -12,7 +12,8 @@ from torch import nn
 
 from blocks import BlockBottleneck2d, BlockPlain2d, UNet2d
 from blocks.__main__ import main
-from blocks.unet import DecoderStage, shape_table
+from blocks.decoder import DecoderStage
+from blocks.summary import shape_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
