@@ -37,7 +37,7 @@ from .configurable import Configurable, records_config
 from .layers import LayerSpec, in_place, is_null, make_activator, make_normalizer, torch_layer
 
 __all__ = [
-    "ConvModern", "ConvModern1d", "ConvModern2d", "ConvModern3d", "Layers", "NormAct", "Upsample", "norm_act", "resample",
+    "ChannelAliases", "ConvModern", "ConvModern1d", "ConvModern2d", "ConvModern3d", "Layers", "NormAct", "Upsample", "norm_act", "resample",
     "same_padding",
 ]
 
@@ -188,7 +188,24 @@ class NormAct(Layers):
         super().__init__(OrderedDict((name, layer) for name, layer in layers.items() if layer is not None))
 
 
-class ConvModern(Configurable, Layers):
+class ChannelAliases:
+    """Mixin: ``in_channels`` / ``out_channels``, torch.nn's names for ``in_planes`` / ``out_planes``."""
+
+    in_planes: int
+    out_planes: int
+
+    @property
+    def in_channels(self) -> int:
+        """Alias of ``in_planes``."""
+        return self.in_planes
+
+    @property
+    def out_channels(self) -> int:
+        """Alias of ``out_planes``."""
+        return self.out_planes
+
+
+class ConvModern(Configurable, ChannelAliases, Layers):
     """A convolution with its normalization and activation, in pre-activation or classic order, in 1-D, 2-D or 3-D.
 
     ``layer_order='new'`` (pre-activation, He et al. 2016): norm(in) -> act(in) -> [up] -> conv.
@@ -307,16 +324,6 @@ class ConvModern(Configurable, Layers):
                 self.add_module(name, layer)
         # Every input is at least 1 px, so only a padding below (k - 1) / 2 can leave the conv too little.
         self.can_be_too_small = any(2 * p < k - 1 for p, k in zip(padding, kernel_size))
-
-    @property
-    def in_channels(self) -> int:
-        """Alias of ``in_planes``."""
-        return self.in_planes
-
-    @property
-    def out_channels(self) -> int:
-        """Alias of ``out_planes``."""
-        return self.out_planes
 
     @property
     def upsamples(self) -> bool:

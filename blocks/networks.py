@@ -33,13 +33,7 @@ from .levels import level_sizes, min_size
 from .residual import GradCheckpointing
 
 __all__ = [
-    "DecoderNet",
-    "DecoderNet1d",
-    "DecoderNet2d",
-    "DecoderNet3d",
-    "EncoderNet",
-    "EncoderNet1d",
-    "EncoderNet2d",
+    "DecoderNet", "DecoderNet1d", "DecoderNet2d", "DecoderNet3d", "EncoderNet", "EncoderNet1d", "EncoderNet2d",
     "EncoderNet3d",
 ]
 

@@ -31,27 +31,13 @@ from .checks import (
     resolve_ndim,
 )
 from .configurable import Configurable, records_config
-from .conv import ConvModern, same_padding
+from .conv import ChannelAliases, ConvModern, same_padding
 from .layers import LayerSpec, in_place, make_activator, returns_new_tensor
 
 __all__ = [
-    "BLOCKS",
-    "HIDDEN_WIDTHS",
-    "BlockBottleneck",
-    "BlockBottleneck1d",
-    "BlockBottleneck2d",
-    "BlockBottleneck3d",
-    "BlockPlain",
-    "BlockPlain1d",
-    "BlockPlain2d",
-    "BlockPlain3d",
-    "BlockSpec",
-    "Branch",
-    "GradCheckpointing",
-    "ResidualBlock",
-    "check_same_padding",
-    "make_shortcut",
-    "scales_first",
+    "BLOCKS", "HIDDEN_WIDTHS", "BlockBottleneck", "BlockBottleneck1d", "BlockBottleneck2d",
+    "BlockBottleneck3d", "BlockPlain", "BlockPlain1d", "BlockPlain2d", "BlockPlain3d", "BlockSpec", "Branch",
+    "GradCheckpointing", "ResidualBlock", "check_same_padding", "make_shortcut", "scales_first",
 ]
 
 
@@ -117,7 +103,7 @@ ShortcutSpec = Union[nn.Module, None, str]
 """What ``shortcut=`` accepts: ``'auto'`` (`make_shortcut`'s rule), None (the identity) or a module."""
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(ChannelAliases, nn.Module):
     """A residual block from its parts: ``branch(x) + shortcut(x)``, then ``activation``.
 
     The branch runs first. The sum is taken in place when the branch ends in a conv or a torch norm
@@ -166,16 +152,6 @@ class ResidualBlock(nn.Module):
         self.shortcut_upsamples = bool(getattr(shortcut, "upsamples", False))
         self.sum_in_place = returns_new_tensor(branch[-1][-1])
         self.grad_checkpointing = False
-
-    @property
-    def in_channels(self) -> int:
-        """Alias of ``in_planes``."""
-        return self.in_planes
-
-    @property
-    def out_channels(self) -> int:
-        """Alias of ``out_planes``."""
-        return self.out_planes
 
     @property
     def upsamples(self) -> bool:
@@ -243,6 +219,12 @@ def _block_parts(
         if shortcut != "auto":
             raise ValueError(f"shortcut={shortcut!r} is not allowed; use 'auto', None or an nn.Module")
         shortcut = make_shortcut(in_planes, out_planes, stride, output_size, normalizer, scaler, ndim)
+    elif shortcut is None and make_shortcut(in_planes, out_planes, stride, output_size, None, scaler, ndim) is not None:
+        raise ValueError(
+            f"shortcut=None (the identity) needs a block that keeps the channels and the size; this one maps "
+            f"{in_planes} -> {out_planes} channels with stride={stride!r}, output_size={output_size!r}: use "
+            "shortcut='auto' or a module"
+        )
     return {
         "shortcut": shortcut,
         "activation": after_sum,

@@ -30,7 +30,6 @@ from .residual import BLOCKS, BlockSpec, GradCheckpointing
 
 __all__ = [
     "ARCHS",
-    "FeatureInfo",
     "ResNet",
     "from_torchvision",
     "make_stage",

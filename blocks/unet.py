@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from .backbones import BackboneReader, prune_head, read_backbone
 from .checks import IntOrTuple, check_input, check_min_size, check_per_level, check_positive_int, is_tracing, resolve_ndim
 from .configurable import Configurable, records_config
+from .conv import ChannelAliases
 from .decoder import Decoder, make_head
 from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_spec, make_unet_stem
 from .layers import LayerSpec
@@ -55,7 +56,7 @@ from .residual import GradCheckpointing
 __all__ = ["AE", "AE1d", "AE2d", "AE3d", "UNet", "UNet1d", "UNet2d", "UNet3d"]
 
 
-class UNet(Configurable, GradCheckpointing, nn.Module):
+class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
     """A U-Net of residual blocks in 1-D, 2-D or 3-D: any input size, output of exactly that size.
 
     See the module docstring for the layout. ``normalizer``, ``activator``, ``layer_order``,
@@ -182,16 +183,6 @@ class UNet(Configurable, GradCheckpointing, nn.Module):
         self.layers = counts
         self.reductions = reductions
         self.min_size = min_size(reductions[-1])
-
-    @property
-    def in_channels(self) -> int:
-        """Alias of ``in_planes``."""
-        return self.in_planes
-
-    @property
-    def out_channels(self) -> int:
-        """Alias of ``out_planes``."""
-        return self.out_planes
 
     def check_input(self, x: Tensor) -> None:
         """Raise a ValueError unless ``x`` is (B, in_planes, *spatial) with a spatial size of at least ``min_size``.

@@ -93,3 +93,51 @@ def test_bad_arguments(kwargs, message):
 def test_wrong_input_names_the_unit_and_shapes():
     with pytest.raises(ValueError, match=r"ConvModern2d expects input of shape \(B, 4, H, W\), got \(1, 3, 8, 8\)"):
         ConvModern2d(4, 8)(torch.randn(1, 3, 8, 8))
+
+
+# ---- the unit's named variants: a network's stem (bare) and head (linear_output) -------------------------
+
+
+@pytest.mark.parametrize(
+    "order, normalizer, expected, bias",
+    [
+        ("new", "pinst", ["Conv2d"], False),  # a pre-activation stem: the next block normalizes
+        ("new", None, ["Conv2d"], True),  # the bias rule still reads the normalizer
+        ("old", "batch", ["Conv2d"], False),
+    ],
+)
+def test_bare_unit_is_the_conv_alone(order, normalizer, expected, bias):
+    unit = ConvModern2d(4, 8, 7, 2, 3, normalizer=normalizer, layer_order=order, bare=True)
+    assert kinds(unit) == expected and (unit.conv.bias is not None) is bias
+    assert unit(torch.zeros(1, 4, 9, 9)).shape == (1, 8, 5, 5)
+
+
+@pytest.mark.parametrize(
+    "order, normalizer, expected",
+    [
+        ("new", "batch", ["BatchNorm2d", "ReLU", "Conv2d"]),
+        ("new", None, ["ReLU", "Conv2d"]),  # the activation first even without a norm: nothing after the conv
+        ("old", "batch", ["Conv2d", "BatchNorm2d"]),  # no activation after the conv
+        ("old", None, ["Conv2d"]),
+    ],
+)
+def test_linear_output_unit_ends_without_activation(order, normalizer, expected):
+    unit = ConvModern2d(8, 2, 1, padding=0, normalizer=normalizer, activator="relu", layer_order=order,
+                        linear_output=True)
+    assert kinds(unit) == expected
+    x = torch.randn(1, 8, 5, 5)
+    assert unit(x).shape == (1, 2, 5, 5)
+    if order == "old":
+        assert (unit(x) < 0).any()  # not rectified
+
+
+@pytest.mark.parametrize("name", ["bare", "linear_output"])
+def test_variant_switches_are_bools(name):
+    with pytest.raises(TypeError, match=rf"{name}=1 must be True or False"):
+        ConvModern2d(4, 8, **{name: 1})
+
+
+def test_unit_records_its_arguments_as_given():
+    unit = ConvModern2d(4, 8, stride=2, linear_output=True)
+    assert unit.config == {"blocks_class": "ConvModern2d", "in_planes": 4, "out_planes": 8, "stride": 2,
+                           "linear_output": True}

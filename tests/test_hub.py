@@ -421,3 +421,41 @@ def test_mixin_loads_a_name_and_kwargs_normalizer(tmp_path, offline_hub):
     x = randn(2, 1, 40, 40)
     with torch.no_grad():
         assert torch.equal(again(x), model(x))
+
+
+# ---- explicit configuration: what records, what saves ----------------------------------------------------
+
+
+def test_an_unregistered_subclass_is_refused_at_save_time_by_name(tmp_path):
+    Mine = type("MineUNet", (blocks.UNet2d,), {})
+    with pytest.raises(ValueError, match=r"^MineUNet is not a class save_pretrained can write .* blocks\.configurable\.register_savable"):
+        Mine(channels=(2, 4), layers=1).save_pretrained(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_register_savable_refuses_a_taken_name_and_non_blocks_classes():
+    Other = type("UNet2d", (blocks.UNet,), {})  # a user's class under a blocks name
+    with pytest.raises(ValueError, match=r"the name 'UNet2d' is taken by blocks\.unet\.UNet2d; rename the class"):
+        register_savable(Other)
+    with pytest.raises(ValueError, match=r"register_savable takes a subclass of a blocks class"):
+        register_savable(nn.Conv2d)
+    from blocks.configurable import SAVABLE
+
+    assert SAVABLE["UNet2d"] is blocks.UNet2d
+
+
+def test_every_class_0_2_0_could_write_is_savable():
+    from blocks.hub import SAVABLE_CLASSES
+
+    names = {cls.__name__ for cls in SAVABLE_CLASSES}
+    for generic in ("ConvModern", "BlockPlain", "BlockBottleneck", "UNet", "AE", "EncoderNet", "DecoderNet"):
+        assert {generic, *(f"{generic}{n}d" for n in (1, 2, 3))} <= names
+    assert "ResNet" in names and len(names) == len(SAVABLE_CLASSES) == 29
+
+
+def test_inner_modules_keep_no_configuration():
+    """Only the classes users build record their arguments; a network's stages and decoder are plain modules."""
+    net = blocks.UNet2d(channels=(2, 4), layers=1)
+    assert "_config" not in vars(net.encoder) and "_config" not in vars(net.decoder)
+    assert "_config" not in vars(net.decoder[0])
+    assert net.config == {"blocks_class": "UNet2d", "channels": [2, 4], "layers": 1}

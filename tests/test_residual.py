@@ -304,3 +304,57 @@ def test_sum_is_not_in_place_after_a_user_normalizer(cls):
     assert torch.allclose(y, torch.relu(block.branch(x) + x))
     y.square().sum().backward()  # an in-place sum would break ExpNorm's backward
     assert torch.isfinite(x.grad).all()
+
+
+# ---- the shortcut: built by the stage and handed in, or any module ------------------------------------------
+
+
+def test_a_plain_conv_shortcut_works():
+    """Any module mapping the input to the branch's shape works; a non-up-sampling one gets only ``x``."""
+    conv = nn.Conv2d(4, 8, 1, stride=2, bias=False)
+    block = BlockPlain2d(4, 8, stride=2, shortcut=conv)
+    assert block.shortcut is conv and not block.shortcut_upsamples
+    x = torch.randn(2, 4, 9, 9)
+    block.eval()
+    with torch.no_grad():
+        assert torch.equal(block(x), block.branch(x) + conv(x))
+
+
+def test_an_up_sampling_shortcut_gets_the_output_size():
+    from blocks.residual import make_shortcut
+
+    shortcut = make_shortcut(8, 4, 2, None, "batch", "up")
+    block = BlockBottleneck2d(8, 4, stride=2, scaler="up", shortcut=shortcut)
+    assert block.shortcut_upsamples
+    assert block(torch.randn(1, 8, 5, 6), output_size=(9, 11)).shape == (1, 4, 9, 11)
+
+
+def test_auto_shortcut_is_the_rule_and_none_the_identity():
+    from blocks.residual import make_shortcut
+
+    auto = BlockPlain2d(4, 8, stride=2)
+    rule = make_shortcut(4, 8, 2, None, "pinst", "down")
+    assert [type(m) for m in auto.shortcut] == [type(m) for m in rule]
+    assert list(auto.state_dict()) == list(BlockPlain2d(4, 8, stride=2, shortcut="auto").state_dict())
+    same = BlockPlain2d(4, 4, shortcut=None)
+    assert same.shortcut is None
+
+
+@pytest.mark.parametrize("value", ["identity", 3, nn.Conv2d])
+def test_bad_shortcut_is_refused(value):
+    with pytest.raises(ValueError, match=r"shortcut=.* (is not allowed; use 'auto', None or an nn.Module|must be 'auto')"):
+        BlockPlain2d(4, 8, stride=2, shortcut=value)
+
+
+def test_the_stage_hands_each_block_its_shortcut():
+    from blocks.residual import BlockSpec
+
+    stage = BlockSpec("plain", normalizer="batch").stage(4, 8, depth=2, stride=2)
+    assert type(stage[0].shortcut).__name__ == "ConvModern2d" and stage[1].shortcut is None
+    assert stage[0].config["shortcut"]["blocks_class"] == "ConvModern2d"  # handed in, recorded as an argument
+
+
+@pytest.mark.parametrize("kwargs", [{"out_planes": 8}, {"out_planes": 4, "stride": 2}])
+def test_identity_shortcut_needs_a_block_that_keeps_its_shape(kwargs):
+    with pytest.raises(ValueError, match=r"shortcut=None \(the identity\) needs a block that keeps the channels"):
+        BlockPlain2d(4, shortcut=None, **kwargs)
