@@ -883,3 +883,19 @@ def test_returns_sections_hold_one_item_each():
                 if len(items) > 1:
                     split.append(f"{path.name}:{node.lineno} {node.name}: {items}")
     assert not split, "\n".join(split)
+
+
+def test_design_page_names_owners_that_exist():
+    """Every ``file: function`` of the Design page's tables is a name that file defines (the page cannot drift)."""
+    import importlib
+
+    page = (ROOT / "docs" / "design.md").read_text()
+    rows = re.findall(r"^\| [^|]+ \| `(\w+)\.py`: (.+) \|$", page, re.MULTILINE)
+    assert len(rows) >= 25
+    for module, names in rows:
+        defined = vars(importlib.import_module(f"blocks.{module}"))
+        for name in re.findall(r"`(\w+)`", names):
+            assert name in defined, (module, name)
+    floors = re.findall(r"^\| \d \| (.+?) \|", page, re.MULTILINE)
+    listed = {f for cell in floors for f in re.findall(r"`(\w+\.py)`", cell)}
+    assert listed == {p.name for p in (ROOT / "blocks").glob("*.py")}
