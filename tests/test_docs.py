@@ -825,7 +825,7 @@ def test_site_models_page_has_the_registry_saving_and_inflation():
 @needs_site
 def test_site_footer_shows_the_version():
     assert f"blocks {blocks.__version__}" in (Path(SITE) / "index.html").read_text(encoding="utf-8")
-    assert blocks.__version__ == "0.2.0"
+    assert blocks.__version__ == "0.3.0.dev0"
 
 
 @needs_site
