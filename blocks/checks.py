@@ -122,6 +122,17 @@ def check_per_level(name: str, value: Any, levels: int, minimum: int = 1) -> tup
         ) from None
 
 
+def compact(values: Sequence[int]) -> int | tuple[int, ...]:
+    """One int when every dimension has the same value, else the tuple: how blocks reports per-dimension sizes.
+
+    Examples:
+        >>> compact((2, 2)), compact((1, 2, 2))
+        (2, (1, 2, 2))
+    """
+    values = tuple(values)
+    return values[0] if len(set(values)) == 1 else values
+
+
 def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``allowed``, else raise a ValueError naming ``name``."""
     if not isinstance(value, str) or value not in allowed:
@@ -263,19 +274,28 @@ def check_input(module: nn.Module, x: Tensor, in_planes: int, ndim: int = 2) -> 
     check_tensor(module, x, (None, in_planes) + (None,) * ndim, f"(B, {in_planes}, {SPATIAL[ndim]})")
 
 
-def check_min_size(module: nn.Module, x: Tensor, min_size: int, reduction: int) -> None:
-    """Raise a ValueError unless some spatial size of ``x`` is at least ``min_size``.
+def check_min_size(module: nn.Module, x: Tensor, min_size: int | Sequence[int], reduction: int | Sequence[int]) -> None:
+    """Raise a ValueError unless some spatial size of ``x`` reaches ``min_size`` (an int, or one per dimension).
 
     The deepest level of a network, at ``1 / reduction`` of the input, needs more than one pixel for
     normalization (`blocks.levels.min_size` is the rule). Steps aside while fx traces.
     """
     if is_tracing(x):
         return
-    if all(n < min_size for n in x.shape[2:]):
-        sides = {1: "length", 2: "height or width", 3: "depth, height or width"}[x.dim() - 2]
+    spatial = x.shape[2:]
+    mins = (min_size,) * len(spatial) if isinstance(min_size, int) else tuple(min_size)
+    if all(n < m for n, m in zip(spatial, mins)):
+        ndim = x.dim() - 2
+        if len(set(mins)) == 1:
+            sides = {1: "length", 2: "height or width", 3: "depth, height or width"}[ndim]
+            need, at = f"{sides} >= {mins[0]}", max(reduction) if not isinstance(reduction, int) else reduction
+        else:
+            names = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}[ndim]
+            need = ", ".join(f"{n} >= {m}" for n, m in zip(names[:-1], mins)) + f" or {names[-1]} >= {mins[-1]}"
+            at = tuple(reduction)
         raise ValueError(
-            f"{type(module).__name__} needs an input of {sides} >= {min_size} (its deepest level, at "
-            f"1/{reduction}, needs more than one pixel for normalization), got input of shape {tuple(x.shape)}"
+            f"{type(module).__name__} needs an input of {need} (its deepest level, at "
+            f"1/{at}, needs more than one pixel for normalization), got input of shape {tuple(x.shape)}"
         )
 
 

@@ -1,10 +1,10 @@
-"""The encoder the U-Net family shares: its stem, its stages (`Encoder`), and the reading of outside backbones.
+"""The encoder the U-Net family shares: its stem and its stages (`Encoder`), and the family's argument rules.
 
 Own encoder: ``stem`` (one unit at the input resolution) and `Encoder`, the list of stages; level
-``i`` is at ``1 / 2**i`` of the input (sizes rounded up). The stem stays a separate module at the top
-of each network, so that 0.1.0's state_dict keys (``stem.*``, ``encoder.N.*``) still hold.
-
-An outside backbone (``encoder=``) is read by `blocks.backbones.read_backbone`.
+``i`` is made by ``strides[i]`` from level ``i - 1`` (by default ``(1, 2, 2, ...)``: level ``i`` at
+``1 / 2**i`` of the input, sizes rounded up), with ``kernel_sizes[i]`` in every conv. The stem
+stays a separate module at the top of each network, so that 0.1.0's state_dict keys (``stem.*``,
+``encoder.N.*``) still hold. An outside backbone (``encoder=``) is read by `blocks.backbones.read_backbone`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from torch import Tensor, nn
 from .checks import LAYER_ORDERS, check_choice, check_ints, check_odd_kernel, named_class
 from .conv import ConvModern, same_padding
 from .layers import LayerSpec, check_layer_spec
-from .residual import BLOCKS, BlockSpec
+from .levels import check_kernel_sizes, check_strides, default_strides, reductions_of
+from .residual import STAGE_BLOCKS, BlockSpec
 
-__all__ = ["DEFAULT_CHANNELS", "Encoder", "check_channels", "family_spec", "make_unet_stem"]
+__all__ = ["DEFAULT_CHANNELS", "Encoder", "check_channels", "family_levels", "family_spec", "make_unet_stem"]
 
 DEFAULT_CHANNELS = (64, 128, 256, 512, 1024)
 """Channels per level of the default U-Net family."""
@@ -56,7 +57,7 @@ def family_spec(
         >>> family_spec("plain", 5, "batch", "relu", "old", 1).kernel_size
         (5,)
     """
-    check_choice("block", block, tuple(BLOCKS))
+    check_choice("block", block, STAGE_BLOCKS)
     check_layer_spec(normalizer, "normalizer")
     check_layer_spec(activator, "activator")
     check_choice("layer_order", layer_order, LAYER_ORDERS)
@@ -83,36 +84,81 @@ def make_unet_stem(in_planes: int, out_planes: int, spec: BlockSpec) -> ConvMode
     )
 
 
-class Encoder(nn.ModuleList):
-    """The stages of the own encoder: stage ``i`` outputs level ``i``, at ``1 / 2**i`` of its input.
+def family_levels(
+    levels: int, strides: Any, kernel_sizes: Any, kernel_size: Any, ndim: int
+) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
+    """The per-level strides and kernel sizes of a network of the family, checked.
 
-    Stage 0 keeps the size (``channels[0] -> channels[0]``); each next stage starts with a stride-2
-    block (``n -> ceil(n / 2)``) that changes the channels, then ``layers[i] - 1`` more blocks, all
-    built by ``spec``.
+    ``strides=None`` is the default layout ``(1, 2, 2, ...)``; ``kernel_sizes=None`` is
+    ``kernel_size`` at every level. Giving ``kernel_sizes`` with a ``kernel_size`` other than its
+    default (3) is refused: one of them would be ignored.
+
+    Raises:
+        ValueError: For a malformed ``strides`` or ``kernel_sizes`` (see `blocks.levels`), or both
+            kernel arguments.
+
+    Examples:
+        >>> family_levels(2, [1, (1, 2)], None, 5, 2)
+        (((1, 1), (1, 2)), ((5, 5), (5, 5)))
+    """
+    strides = default_strides(levels, ndim) if strides is None else check_strides(strides, levels, ndim)
+    if kernel_sizes is None:
+        return strides, (check_odd_kernel(kernel_size, ndim),) * levels
+    if kernel_size != 3:
+        raise ValueError(
+            f"kernel_sizes={kernel_sizes!r} and kernel_size={kernel_size!r} were both given; give kernel_sizes "
+            "(one per level) or kernel_size (every level), not both"
+        )
+    return strides, check_kernel_sizes(kernel_sizes, levels, ndim)
+
+
+class Encoder(nn.ModuleList):
+    """The stages of the own encoder: stage ``i`` outputs level ``i``, made by ``strides[i]`` from its input.
+
+    Stage 0 starts from ``channels[0]`` (the stem's output); each stage starts with a block of
+    stride ``strides[i]`` (``n -> ceil(n / s)`` per side) that changes the channels, then
+    ``layers[i] - 1`` more blocks, all built by ``spec`` with level ``i``'s kernel size. By default
+    stage 0 keeps the size and each next one halves it.
 
     Args:
         channels: Channels per level.
         layers: Blocks per level.
         spec: How the blocks are built (type, kernel, normalizer, activator, order, dimension).
+        strides: One stride per level and dimension; None for ``(1, 2, 2, ...)``.
+        kernel_sizes: One kernel size per level and dimension; None for ``spec.kernel_size`` everywhere.
 
     Attributes:
         feature_info: timm's description of the outputs: ``num_chs``, ``reduction`` (relative to the
-            stem's input) and ``module`` (``'encoder.i'``) per level.
+            stem's input, the largest of the dimensions), ``reductions`` (per dimension) and
+            ``module`` (``'encoder.i'``) per level.
 
     Examples:
         >>> import torch
         >>> encoder = Encoder((4, 8), (1, 1), BlockSpec(ndim=1))
         >>> [tuple(f.shape) for f in encoder(torch.zeros(1, 4, 9))]
         [(1, 4, 9), (1, 8, 5)]
+        >>> encoder = Encoder((2, 4), (1, 1), BlockSpec(ndim=2), strides=((1, 1), (1, 2)))
+        >>> [tuple(f.shape) for f in encoder(torch.zeros(1, 2, 5, 9))]
+        [(1, 2, 5, 9), (1, 4, 5, 5)]
     """
 
-    def __init__(self, channels: Sequence[int], layers: Sequence[int], spec: BlockSpec) -> None:
+    def __init__(
+        self,
+        channels: Sequence[int],
+        layers: Sequence[int],
+        spec: BlockSpec,
+        strides: Sequence[Sequence[int]] | None = None,
+        kernel_sizes: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        strides = default_strides(len(channels), spec.ndim) if strides is None else strides
+        kernels = (spec.kernel_size,) * len(channels) if kernel_sizes is None else kernel_sizes
         super().__init__(
-            spec.stage(channels[max(i - 1, 0)], channels[i], layers[i], stride=1 if i == 0 else 2)
+            spec.with_kernel(kernels[i]).stage(channels[max(i - 1, 0)], channels[i], layers[i], stride=strides[i])
             for i in range(len(channels))
         )
         self.feature_info = [
-            {"num_chs": c, "reduction": 2**i, "module": f"encoder.{i}"} for i, c in enumerate(channels)
+            {"num_chs": c, "reduction": max(r), "reductions": r, "module": f"encoder.{i}"}
+            for i, (c, r) in enumerate(zip(channels, reductions_of(strides)))
         ]
 
     def forward(self, x: Tensor) -> list[Tensor]:

@@ -30,16 +30,18 @@ class FeatureInfo(TypedDict):
 
     Attributes:
         num_chs: Channels of the feature map.
-        reduction: Input size / feature size, per side.
+        reduction: Input size / feature size, the largest of the dimensions (timm's int).
+        reductions: Input size / feature size in each dimension (blocks' addition, for anisotropic levels).
         module: Name of the submodule whose output is the feature (``model.get_submodule(module)``).
 
     Examples:
-        >>> FeatureInfo(num_chs=64, reduction=2, module="stem")
-        {'num_chs': 64, 'reduction': 2, 'module': 'stem'}
+        >>> FeatureInfo(num_chs=64, reduction=2, reductions=(1, 2, 2), module="stem")
+        {'num_chs': 64, 'reduction': 2, 'reductions': (1, 2, 2), 'module': 'stem'}
     """
 
     num_chs: int
     reduction: int
+    reductions: tuple[int, ...]
     module: str
 
 

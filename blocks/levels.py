@@ -1,39 +1,148 @@
-"""The geometry of a network's levels: their sizes and the smallest input they allow, one function per rule.
+"""The geometry of a network's levels: strides, kernel sizes, reductions, sizes and the smallest input.
 
-Level ``i`` of a network is at ``1 / reduction`` of its input, its size rounded up in each
-dimension (a stride-``s`` conv with 'same' padding maps ``n`` to ``ceil(n / s)``). Every network
-reads its level sizes (`scaled_size`, `level_sizes`) and its minimum input (`min_size`) here.
+Level ``i`` of a network is made by a stride of ``strides[i]`` (one int per dimension) from level
+``i - 1``, level ``-1`` being the input: its size is ``ceil(n / s)`` in each dimension (a
+stride-``s`` conv with 'same' padding), and its reduction, the product of the strides so far.
+nnU-Net's names: ``strides`` and ``kernel_sizes``, one entry per level, each an int or one int per
+dimension (anisotropic volumes, video). Every network reads its geometry here.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any, Union
 
-__all__ = ["level_sizes", "min_size", "scaled_size"]
+from .checks import PER_DIMENSION, check_odd_kernel, check_tuple, is_int
+
+__all__ = [
+    "PerLevel", "check_kernel_sizes", "check_strides", "default_strides", "level_sizes", "min_sizes", "min_size",
+    "reductions_of", "scaled_size", "steps_between",
+]
+
+PerLevel = Sequence[Union[int, Sequence[int]]]
+"""``strides=`` and ``kernel_sizes=``: one entry per level, each an int or one int per dimension."""
 
 
-def scaled_size(size: Sequence[int], factor: int) -> tuple[int, ...]:
-    """``ceil(n / factor)`` for each side: the size of a map at ``1 / factor`` of an input.
+def default_strides(levels: int, ndim: int) -> tuple[tuple[int, ...], ...]:
+    """The family's default: level 0 at the input's size, each next level halved, ``(1, 2, 2, ...)``.
+
+    Examples:
+        >>> default_strides(3, 2)
+        ((1, 1), (2, 2), (2, 2))
+    """
+    return tuple((1 if i == 0 else 2,) * ndim for i in range(levels))
+
+
+def _per_level(name: str, value: Any, levels: int, ndim: int) -> list[Any]:
+    """``value`` as a list of ``levels`` entries, else a ValueError naming ``name`` (a bare int is ambiguous)."""
+    if is_int(value) or isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != levels:
+        raise ValueError(
+            f"{name}={value!r} must be a sequence of {levels} entries, one per level, each an int or "
+            f"{PER_DIMENSION[ndim]} (e.g. {name}={default_strides(levels, ndim) if name == 'strides' else (3,) * levels})"
+        )
+    return list(value)
+
+
+def check_strides(strides: Any, levels: int, ndim: int) -> tuple[tuple[int, ...], ...]:
+    """Return ``strides`` as one positive int per dimension for each of ``levels`` levels, else raise a ValueError.
+
+    Raises:
+        ValueError: If ``strides`` is a bare int, has another length than ``levels``, or an entry is
+            not a positive int or one per dimension (naming the level).
+
+    Examples:
+        >>> check_strides([1, (1, 2, 2), 2], 3, 3)
+        ((1, 1, 1), (1, 2, 2), (2, 2, 2))
+    """
+    entries = _per_level("strides", strides, levels, ndim)
+    return tuple(check_tuple(f"strides[{i}]", s, ndim) for i, s in enumerate(entries))
+
+
+def check_kernel_sizes(kernel_sizes: Any, levels: int, ndim: int) -> tuple[tuple[int, ...], ...]:
+    """Return ``kernel_sizes`` as one odd int per dimension for each of ``levels`` levels, else raise a ValueError.
+
+    Examples:
+        >>> check_kernel_sizes([(1, 3, 3), 3], 2, 3)
+        ((1, 3, 3), (3, 3, 3))
+    """
+    entries = _per_level("kernel_sizes", kernel_sizes, levels, ndim)
+    checked = []
+    for i, k in enumerate(entries):
+        try:
+            checked.append(check_odd_kernel(k, ndim))
+        except ValueError as error:
+            raise ValueError(f"kernel_sizes[{i}]: {error}") from None
+    return tuple(checked)
+
+
+def reductions_of(strides: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+    """The reduction of each level, per dimension: the product of the strides up to it.
+
+    Examples:
+        >>> reductions_of([(1, 1, 1), (1, 2, 2), (2, 2, 2)])
+        [(1, 1, 1), (1, 2, 2), (2, 4, 4)]
+    """
+    out, current = [], None
+    for stride in strides:
+        current = tuple(stride) if current is None else tuple(r * s for r, s in zip(current, stride))
+        out.append(current)
+    return out
+
+
+def steps_between(reductions: Sequence[Sequence[int]], name: str = "encoder") -> list[tuple[int, ...]]:
+    """The up-scaling factor from each level to the one above it: ``reductions[i + 1] / reductions[i]``.
+
+    Raises:
+        ValueError: If a ratio is not a whole number, or a level is at a smaller reduction than the one above.
+
+    Examples:
+        >>> steps_between([(1, 2, 2), (1, 4, 4), (2, 8, 8)])
+        [(1, 2, 2), (2, 2, 2)]
+    """
+    steps = []
+    for i, (low, high) in enumerate(zip(reductions, reductions[1:])):
+        if any(h < lo or h % lo for lo, h in zip(low, high)):
+            raise ValueError(
+                f"{name}: map {i + 1} is at reduction {tuple(high)} after map {i} at {tuple(low)}; each map must be "
+                "at a whole multiple of the previous one's reduction, in every dimension"
+            )
+        steps.append(tuple(h // lo for lo, h in zip(low, high)))
+    return steps
+
+
+def scaled_size(size: Sequence[int], factor: int | Sequence[int]) -> tuple[int, ...]:
+    """``ceil(n / factor)`` for each side (``factor`` an int or one per side): a map at ``1 / factor`` of an input.
 
     `blocks.decoder` calls it at run time on a traced input's size, as a leaf of fx traces.
 
     Examples:
-        >>> scaled_size((97, 64), 4)
-        (25, 16)
+        >>> scaled_size((97, 64), 4), scaled_size((7, 97, 64), (1, 4, 4))
+        ((25, 16), (7, 25, 16))
     """
-    return tuple(-(-n // factor) for n in size)
+    factors = (factor,) * len(size) if isinstance(factor, int) else factor
+    return tuple(-(-n // f) for n, f in zip(size, factors))
 
 
-def level_sizes(size: Sequence[int], levels: int) -> list[tuple[int, ...]]:
-    """The size of each of ``levels`` levels: level 0 is ``size``, each next one ``ceil(n / 2)`` per side.
+def level_sizes(
+    size: Sequence[int], levels: int | None = None, strides: Sequence[Sequence[int]] | None = None
+) -> list[tuple[int, ...]]:
+    """The size of each level: level ``i`` is ``ceil(level[i - 1] / strides[i])``, from the input's ``size``.
+
+    Without ``strides``, the default layout of ``levels`` levels (level 0 the input's size, then halved).
 
     Examples:
         >>> level_sizes((97, 8), 3)
         [(97, 8), (49, 4), (25, 2)]
+        >>> level_sizes((28, 256, 224), strides=[(1, 1, 1), (1, 2, 2), (2, 2, 2)])
+        [(28, 256, 224), (28, 128, 112), (14, 64, 56)]
     """
-    sizes = [tuple(size)]
-    for _ in range(levels - 1):
-        sizes.append(scaled_size(sizes[-1], 2))
+    if strides is None:
+        strides = default_strides(levels or 1, len(size))
+    sizes, current = [], tuple(size)
+    for stride in strides:
+        current = scaled_size(current, tuple(stride))
+        sizes.append(current)
     return sizes
 
 
@@ -48,3 +157,13 @@ def min_size(reduction: int) -> int:
         17
     """
     return reduction + 1
+
+
+def min_sizes(reduction: Sequence[int]) -> tuple[int, ...]:
+    """`min_size` per dimension of a per-dimension reduction: the input needs one side at least this large.
+
+    Examples:
+        >>> min_sizes((2, 16, 16)), math.prod(min_sizes((1, 1)))
+        ((3, 17, 17), 4)
+    """
+    return tuple(min_size(r) for r in reduction)

@@ -21,15 +21,16 @@ from .checks import (
     check_positive_int,
     check_tensor,
     check_tuple,
+    compact,
     resolve_ndim,
 )
 from .configurable import Configurable, records_config
 from .conv import NormAct
 from .decoder import Decoder, make_head
-from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_spec, make_unet_stem
+from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_levels, family_spec, make_unet_stem
 from .features import FeatureAPI, FeatureInfo, check_num_classes
 from .layers import LayerSpec
-from .levels import level_sizes, min_size
+from .levels import PerLevel, level_sizes, min_sizes, reductions_of
 from .residual import GradCheckpointing
 
 __all__ = [
@@ -59,12 +60,15 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         normalizer: Normalizer spec, see `blocks.layers`.
         activator: Activator spec, see `blocks.layers`.
         layer_order: ``'new'`` (pre-activation) or ``'old'``.
+        strides: One entry per level, an int or one per dimension (see `UNet`); None for ``(1, 2, 2, ...)``.
+        kernel_sizes: One entry per level, an int or one per dimension; None for ``kernel_size`` everywhere.
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
 
     Attributes:
-        feature_info: Channels, reduction and module of each level's map.
+        feature_info: Channels, reduction (the largest of the dimensions), reductions (per
+            dimension) and module of each level's map.
         num_features: Channels of the last map.
-        min_size: The input needs a spatial size of at least ``min_size``.
+        min_size: The input needs a spatial size of at least ``min_size`` (an int, or one per dimension).
 
     Raises:
         ValueError: For any argument out of its allowed values.
@@ -96,6 +100,8 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         activator: LayerSpec = "prelu",
         layer_order: str = "new",
         *,
+        strides: PerLevel | None = None,
+        kernel_sizes: PerLevel | None = None,
         ndim: int | None = None,
     ) -> None:
         super().__init__()
@@ -105,22 +111,22 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         spec = family_spec(block, kernel_size, normalizer, activator, layer_order, ndim)
         channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
         counts = check_per_level("layers", layers, len(channels))
+        self.strides, self.kernel_sizes = family_levels(len(channels), strides, kernel_sizes, kernel_size, ndim)
 
-        self.stem = make_unet_stem(in_planes, channels[0], spec)
-        self.encoder = Encoder(channels, counts, spec)
+        self.stem = make_unet_stem(in_planes, channels[0], spec.with_kernel(self.kernel_sizes[0]))
+        self.encoder = Encoder(channels, counts, spec, self.strides, self.kernel_sizes)
         norm_act = NormAct(channels[-1], normalizer, activator, ndim) if layer_order == "new" else None
         self.norm_act = norm_act if norm_act else None
         self.chain = ["stem", *(f"encoder.{i}" for i in range(len(channels)))]
         self.feature_info: list[FeatureInfo] = [FeatureInfo(**f) for f in self.encoder.feature_info]
         if self.norm_act is not None:
-            self.feature_info[-1] = FeatureInfo(num_chs=channels[-1], reduction=2 ** (len(channels) - 1),
-                                                module="norm_act")
+            self.feature_info[-1] = FeatureInfo(**{**self.feature_info[-1], "module": "norm_act"})
         self.num_features = channels[-1]
         self.reset_classifier(out_length)
 
         self.channels = channels
         self.layers = counts
-        self.min_size = min_size(self.feature_info[-1]["reduction"])
+        self.min_size = compact(min_sizes(self.feature_info[-1]["reductions"]))
 
     @property
     def out_length(self) -> int | None:
@@ -130,13 +136,14 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error unless ``x`` is (B, in_planes, *spatial) with a spatial size of at least ``min_size``."""
         check_input(self, x, self.in_planes, self.ndim)
-        check_min_size(self, x, self.min_size, self.feature_info[-1]["reduction"])
+        check_min_size(self, x, self.min_size, self.feature_info[-1]["reductions"])
 
 
 class DecoderNet(Configurable, GradCheckpointing, nn.Module):
     """A vector up to a map of exactly ``out_size``: linear, reshape, then the U-Net family's up-scaling stages.
 
-    For ``L = len(channels)`` levels of sizes ``out_size``, ``ceil(out_size / 2)``, ...: ``fc`` maps
+    For ``L = len(channels)`` levels of sizes ``out_size``, ``ceil(out_size / 2)``, ... (or as ``strides``
+    makes them: level ``i`` is ``ceil(level[i - 1] / strides[i])``, level ``-1`` being ``out_size``): ``fc`` maps
     (B, in_length) to ``channels[-1] * prod(size of level L-1)`` values, reshaped to
     (B, channels[-1], *size of level L-1); ``bottom`` (``layers[-1]`` blocks) works at that level;
     ``decoder`` up-scales level by level, each stage to exactly its level's size (no cropping:
@@ -155,6 +162,8 @@ class DecoderNet(Configurable, GradCheckpointing, nn.Module):
         normalizer: Normalizer spec, see `blocks.layers`.
         activator: Activator spec, see `blocks.layers`.
         layer_order: ``'new'`` (pre-activation) or ``'old'``.
+        strides: One entry per level, an int or one per dimension (see `UNet`); None for ``(1, 2, 2, ...)``.
+        kernel_sizes: One entry per level, an int or one per dimension; None for ``kernel_size`` everywhere.
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
 
     Attributes:
@@ -192,6 +201,8 @@ class DecoderNet(Configurable, GradCheckpointing, nn.Module):
         activator: LayerSpec = "prelu",
         layer_order: str = "new",
         *,
+        strides: PerLevel | None = None,
+        kernel_sizes: PerLevel | None = None,
         ndim: int | None = None,
     ) -> None:
         super().__init__()
@@ -203,19 +214,24 @@ class DecoderNet(Configurable, GradCheckpointing, nn.Module):
         spec = family_spec(block, kernel_size, normalizer, activator, layer_order, ndim)
         channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
         counts = check_per_level("layers", layers, len(channels))
-        self.sizes = level_sizes(out_size, len(channels))
-        if max(out_size) < min_size(2 ** (len(channels) - 1)):
+        self.strides, self.kernel_sizes = family_levels(len(channels), strides, kernel_sizes, kernel_size, ndim)
+        reductions = reductions_of(self.strides)
+        self.sizes = level_sizes(out_size, strides=self.strides)
+        if max(self.sizes[-1]) < 2:
+            need = compact(min_sizes(reductions[-1]))
             raise ValueError(
                 f"out_size={out_size!r} is too small for {len(channels)} levels: the deepest level would be "
                 f"{self.sizes[-1]}, and normalization needs more than one pixel; use an out_size with a side "
-                f">= {min_size(2 ** (len(channels) - 1))} or fewer channels (levels)"
+                f">= {need} or fewer channels (levels)"
             )
 
         deepest = (channels[-1], *self.sizes[-1])
         self.fc = None if in_length is None else nn.Linear(in_length, math.prod(deepest))
-        self.bottom = spec.stage(channels[-1], channels[-1], counts[-1])
-        self.decoder = Decoder(channels, counts, spec, fuses=False)
+        self.bottom = spec.with_kernel(self.kernel_sizes[-1]).stage(channels[-1], channels[-1], counts[-1])
+        self.decoder = Decoder(channels, tuple(reversed(counts[:-1])), spec, reductions, fuses=False,
+                               kernel_sizes=self.kernel_sizes)
         self.head = make_head(channels[0], out_planes, spec)
+        self.stage_sizes = [*self.sizes[-2::-1], *([out_size] if self.sizes[0] != out_size else [])]
 
         self.in_length = in_length
         self.input_size = (in_length,) if in_length is not None else deepest
@@ -242,7 +258,7 @@ class DecoderNet(Configurable, GradCheckpointing, nn.Module):
         self.check_input(x)
         if self.fc is not None:
             x = self.fc(x).unflatten(1, (self.channels[-1], *self.sizes[-1]))
-        return self.head(self.decoder.expand(self.bottom(x), self.sizes[-2::-1]))
+        return self.head(self.decoder.expand(self.bottom(x), self.stage_sizes))
 
 
 class EncoderNet1d(EncoderNet):

@@ -14,7 +14,7 @@ and hands it in; a block built alone builds its own by the same rule (``shortcut
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Union
 
 import torch
@@ -35,7 +35,7 @@ from .conv import ChannelAliases, ConvModern, same_padding
 from .layers import LayerSpec, in_place, make_activator, returns_new_tensor
 
 __all__ = [
-    "BLOCKS", "HIDDEN_WIDTHS", "BlockBottleneck", "BlockBottleneck1d", "BlockBottleneck2d",
+    "BLOCKS", "HIDDEN_WIDTHS", "STAGE_BLOCKS", "BlockBottleneck", "BlockBottleneck1d", "BlockBottleneck2d",
     "BlockBottleneck3d", "BlockPlain", "BlockPlain1d", "BlockPlain2d", "BlockPlain3d", "BlockSpec", "Branch",
     "GradCheckpointing", "ResidualBlock", "check_same_padding", "make_shortcut", "scales_first",
 ]
@@ -381,6 +381,10 @@ class BlockBottleneck(Configurable, ResidualBlock):
 BLOCKS: dict[str, type[ResidualBlock]] = {"bottleneck": BlockBottleneck, "plain": BlockPlain}
 """``block=`` values of every network: name -> generic block class."""
 
+STAGE_BLOCKS = (*BLOCKS, "conv")
+"""``block=`` / ``decoder_block=`` values of the U-Net family: a residual block, or ``'conv'``, a stage of
+units without shortcut (the classic U-Net's and nnU-Net's ``StackedConvBlocks``)."""
+
 HIDDEN_WIDTHS: dict[str, Callable[[str, int, int], int]] = {
     "mdnc": lambda block, in_planes, out_planes: in_planes,
     "torchvision": lambda block, in_planes, out_planes: out_planes // 4 if block == "bottleneck" else out_planes,
@@ -408,7 +412,7 @@ class BlockSpec:
     """How a network builds its blocks: one object that carries the choices down every stage.
 
     Attributes:
-        block: ``'bottleneck'`` or ``'plain'``.
+        block: ``'bottleneck'``, ``'plain'`` or ``'conv'`` (a unit, no shortcut: see `STAGE_BLOCKS`).
         kernel_size: Odd kernel size, an int or one per dimension; the padding keeps the size.
         normalizer: Normalizer spec, see `blocks.layers`.
         activator: Activator spec, see `blocks.layers`.
@@ -430,11 +434,11 @@ class BlockSpec:
     width: str = "narrow"
     ndim: int = 2
 
-    def build(self, in_planes: int, out_planes: int, stride: IntOrTuple = 1, scaler: str = "down") -> ResidualBlock:
+    def build(self, in_planes: int, out_planes: int, stride: IntOrTuple = 1, scaler: str = "down") -> nn.Module:
         """One block ``in_planes -> out_planes``: hidden width by `width`, scaling placed by `scales_first`.
 
         The spec builds the block's shortcut (`make_shortcut`) and hands it in, as torchvision's
-        stages hand their blocks a ``downsample``.
+        stages hand their blocks a ``downsample``. With ``block='conv'`` it is one unit.
 
         Args:
             in_planes: Input channels.
@@ -443,10 +447,14 @@ class BlockSpec:
             scaler: ``'down'`` or ``'up'``.
 
         Returns:
-            The named block of the spec's dimension (e.g. `BlockPlain2d`); it has a projection
-                shortcut when the channels change or it scales.
+            The named block of the spec's dimension (e.g. `BlockPlain2d`; `ConvModern2d` for ``'conv'``).
         """
         kernel = check_tuple("kernel_size", self.kernel_size, self.ndim)
+        if self.block == "conv":
+            return named_class(ConvModern, self.ndim)(
+                in_planes, out_planes, kernel, stride, same_padding(kernel), None, self.normalizer, self.activator,
+                self.layer_order, scaler,
+            )
         extra = {"scale_first": True} if scales_first(self.block, scaler) else {}
         shortcut = make_shortcut(in_planes, out_planes, stride, None, self.normalizer, scaler, self.ndim)
         return named_class(BLOCKS[self.block], self.ndim)(
@@ -459,6 +467,10 @@ class BlockSpec:
         """``depth`` blocks; the first takes the stride and the change of channels (torchvision's and MDNC's stages)."""
         first = self.build(in_planes, out_planes, stride)
         return nn.Sequential(first, *(self.build(out_planes, out_planes) for _ in range(depth - 1)))
+
+    def with_kernel(self, kernel_size: IntOrTuple) -> BlockSpec:
+        """The same spec with another kernel size (one level's, of ``kernel_sizes``)."""
+        return replace(self, kernel_size=kernel_size)
 
 
 class GradCheckpointing:

@@ -44,13 +44,24 @@ from typing import ClassVar
 from torch import Tensor, nn
 
 from .backbones import BackboneReader, prune_head, read_backbone
-from .checks import IntOrTuple, check_input, check_min_size, check_per_level, check_positive_int, is_tracing, resolve_ndim
+from .checks import (
+    IntOrTuple,
+    check_bool,
+    check_input,
+    check_min_size,
+    check_per_level,
+    check_positive_int,
+    check_tuple,
+    compact,
+    is_tracing,
+    resolve_ndim,
+)
 from .configurable import Configurable, records_config
 from .conv import ChannelAliases
 from .decoder import Decoder, make_head
-from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_spec, make_unet_stem
+from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_levels, family_spec, make_unet_stem
 from .layers import LayerSpec
-from .levels import min_size
+from .levels import PerLevel, min_sizes, reductions_of
 from .residual import GradCheckpointing
 
 __all__ = ["AE", "AE1d", "AE2d", "AE3d", "UNet", "UNet1d", "UNet2d", "UNet3d"]
@@ -94,16 +105,33 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         decoder_channels: Output channels of each decoder stage, deepest first (smp's name), or None
             for ``channels[i]`` per level (0.1.0's layout). Given, an encoder whose first map is at
             ``1 / 2**k`` gets ``k`` stages without a skip, so it has one entry per level down to the input's size.
-        upsample: How a decoder stage up-scales: ``'block'`` (a residual block with
-            ``scaler='up'``, MDNC's way), ``'interpolate'`` (a plain (bi/tri)linear interpolation to
-            the skip's size, no learnable layer, smp's lighter way) or ``'nearest'`` (the same by
-            nearest neighbour, as smp).
+        upsample: How a decoder stage up-scales: ``'block'`` (a block with ``scaler='up'``, MDNC's
+            way), ``'interpolate'`` (a plain (bi/tri)linear interpolation to the skip's size, no
+            learnable layer, smp's lighter way), ``'nearest'`` (the same by nearest neighbour, as smp)
+            or ``'transpose'`` (a transposed conv with kernel = stride = the level's stride, then cut
+            to the skip's size: nnU-Net's and MONAI's way).
+        strides: One entry per level, an int or one per dimension: level ``i`` is
+            ``ceil(level[i - 1] / strides[i])`` in each dimension (level ``-1`` is the input); None
+            for ``(1, 2, 2, ...)``. ``strides[0] > 1`` strides the first encoder stage (the stem stays
+            at the input's size) and a stage without skip brings the output back to the input's
+            size. Only for the own encoder (an ``encoder=`` backbone has its own).
+        kernel_sizes: One entry per level, an int or one per dimension, for every conv of that level
+            (encoder and decoder; the stem uses level 0's); None for ``kernel_size`` everywhere.
+        decoder_layers: Blocks of each decoder stage after its fusion, deepest first, an int or
+            ``L - 1`` ints (nnU-Net's ``n_conv_per_stage_decoder``); None for ``layers[L-2], ..., layers[0]``.
+        decoder_block: The decoder's block, ``'bottleneck'``, ``'plain'`` or ``'conv'``; None for ``block``.
+        deep_supervision: Build a 1x1 head on every decoder stage; while ``deep_supervision`` is True,
+            `forward` returns a list of outputs, full resolution first, each at its stage's size.
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; with an encoder that has an
             ``ndim``, that one; else 2).
 
     Attributes:
-        min_size: The input needs at least one spatial size ``>= min_size`` (deepest reduction + 1).
-        reductions: Down-scaling factor of each level.
+        min_size: The input needs at least one spatial size ``>= min_size`` (deepest reduction + 1):
+            an int, or one per dimension when the levels are anisotropic.
+        reductions: Down-scaling factor of each level: an int, or one per dimension.
+        strides: The checked per-level strides (own encoder), one per dimension, else None.
+        kernel_sizes: The per-level kernel sizes, one per dimension.
+        heads: The deep-supervision heads of the stages before the last, deepest first (or None).
 
     Raises:
         ValueError: For any argument out of its allowed values.
@@ -117,6 +145,9 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         [(8, 37, 53), (16, 19, 27), (32, 10, 14)]
         >>> UNet3d(channels=(4, 8), layers=1)(torch.zeros(1, 1, 5, 6, 7)).shape
         torch.Size([1, 1, 5, 6, 7])
+        >>> ani = UNet3d(channels=(4, 8, 16), layers=1, strides=(1, (1, 2, 2), 2), kernel_sizes=((1, 3, 3), 3, 3))
+        >>> [tuple(f.shape[2:]) for f in ani.encode(torch.zeros(1, 1, 7, 30, 27))]
+        [(7, 30, 27), (7, 15, 14), (4, 8, 7)]
     """
 
     fixed_ndim: ClassVar[int | None] = None
@@ -141,6 +172,11 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         *,
         decoder_channels: Sequence[int] | None = None,
         upsample: str = "block",
+        strides: PerLevel | None = None,
+        kernel_sizes: PerLevel | None = None,
+        decoder_layers: int | Sequence[int] | None = None,
+        decoder_block: str | None = None,
+        deep_supervision: bool = False,
         ndim: int | None = None,
     ) -> None:
         super().__init__()
@@ -150,17 +186,26 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         if in_planes is not None:
             check_positive_int("in_planes", in_planes)
         check_positive_int("out_planes", out_planes)
+        check_bool("deep_supervision", deep_supervision)
         spec = family_spec(block, kernel_size, normalizer, activator, layer_order, ndim)
+        decoder_spec = family_spec(block if decoder_block is None else decoder_block, kernel_size, normalizer,
+                                   activator, layer_order, ndim)
 
         if encoder is None:
             in_planes = 1 if in_planes is None else in_planes
             channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
-            reductions = tuple(2**i for i in range(len(channels)))
+            self.strides, self.kernel_sizes = family_levels(len(channels), strides, kernel_sizes, kernel_size, ndim)
+            reductions = reductions_of(self.strides)
             counts = check_per_level("layers", layers, len(channels))
-            self.stem: nn.Module | None = make_unet_stem(in_planes, channels[0], spec)
-            self.encoder = Encoder(channels, counts, spec)
+            self.stem: nn.Module | None = make_unet_stem(in_planes, channels[0], spec.with_kernel(self.kernel_sizes[0]))
+            self.encoder = Encoder(channels, counts, spec, self.strides, self.kernel_sizes)
             self.reader: BackboneReader | None = None
         else:
+            if strides is not None:
+                raise ValueError(
+                    f"strides={strides!r} sets the own encoder's levels; an encoder= backbone has its own "
+                    "(leave strides=None)"
+                )
             if getattr(encoder, "ndim", ndim) != ndim:
                 raise ValueError(f"encoder={type(encoder).__name__} is {encoder.ndim}-D; this U-Net is {ndim}-D")
             self.reader = read_backbone(encoder, in_planes, ndim)
@@ -170,19 +215,50 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
                     "leave channels=None when giving encoder="
                 )
             prune_head(encoder, self.reader)
-            channels, reductions, in_planes = self.reader.channels, self.reader.reductions, self.reader.in_planes
+            channels, in_planes = self.reader.channels, self.reader.in_planes
+            reductions = [check_tuple("reduction", r, ndim) for r in self.reader.reductions]
+            self.strides = None
+            _, self.kernel_sizes = family_levels(len(channels), None, kernel_sizes, kernel_size, ndim)
             counts = check_per_level("layers", layers, len(channels))
             self.stem = None
             self.encoder = encoder
-        self.decoder = Decoder(channels, counts, spec, reductions[0], self.skips, decoder_channels, upsample)
-        self.head = make_head(self.decoder.out_planes, out_planes, spec)
+        if decoder_layers is None:
+            decoder_counts = tuple(reversed(counts[:-1]))
+        else:
+            decoder_counts = check_per_level("decoder_layers", decoder_layers, len(channels) - 1)
+        self.decoder = Decoder(channels, decoder_counts, decoder_spec, reductions, self.skips, decoder_channels,
+                               upsample, self.kernel_sizes)
+        self.head = make_head(self.decoder.out_planes, out_planes, decoder_spec)
+        self.heads = None
+        if deep_supervision:
+            self.heads = nn.ModuleList(make_head(p, out_planes, decoder_spec) for p in self.decoder.stage_planes[:-1])
+        self.decoder.deep_supervision = deep_supervision
 
         self.in_planes = in_planes
         self.out_planes = out_planes
         self.channels = channels
         self.layers = counts
-        self.reductions = reductions
-        self.min_size = min_size(reductions[-1])
+        self.decoder_layers = decoder_counts
+        self.reductions = tuple(compact(r) for r in reductions)
+        self.min_size = compact(min_sizes(reductions[-1]))
+
+    @property
+    def deep_supervision(self) -> bool:
+        """nnU-Net's switch, ``decoder.deep_supervision``: while True, `forward` returns one output per decoder stage.
+
+        Raises:
+            ValueError: When set to True on a U-Net built without ``deep_supervision=True`` (no heads).
+        """
+        return self.decoder.deep_supervision
+
+    @deep_supervision.setter
+    def deep_supervision(self, enable: bool) -> None:
+        check_bool("deep_supervision", enable)
+        if enable and self.heads is None:
+            raise ValueError(
+                f"{type(self).__name__} was built without deep-supervision heads; build it with deep_supervision=True"
+            )
+        self.decoder.deep_supervision = enable
 
     def check_input(self, x: Tensor) -> None:
         """Raise a ValueError unless ``x`` is (B, in_planes, *spatial) with a spatial size of at least ``min_size``.
@@ -251,20 +327,30 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         """
         return self.decoder(features, output_size)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor | list[Tensor]:
         """Apply the U-Net.
 
         Args:
             x: Input of shape (B, in_planes, *spatial), with a spatial size of at least ``min_size``.
 
         Returns:
-            (B, out_planes, *spatial): exactly the input's size.
+            (B, out_planes, *spatial): exactly the input's size; while `deep_supervision` is True,
+                one output per decoder stage, full resolution first, each at its stage's size.
 
         Raises:
             ValueError: If ``x`` has the wrong shape or is too small (see `check_input`).
         """
         self.check_input(x)
-        return self.head(self.decoder(self._encode(x), x.shape[2:]))
+        decoded = self.decoder(self._encode(x), x.shape[2:])
+        if not self.decoder.deep_supervision:
+            return self.head(decoded)
+        if self.heads is None:
+            raise ValueError(
+                f"decoder.deep_supervision is True but {type(self).__name__} was built without deep-supervision "
+                "heads; build it with deep_supervision=True"
+            )
+        coarse = [head(out) for head, out in zip(self.heads, decoded[:-1])]
+        return [self.head(decoded[-1]), *reversed(coarse)]
 
 
 class UNet1d(UNet):

@@ -485,7 +485,7 @@ def test_upsample_interpolate(timm):
     with torch.no_grad():
         maps = backbone(x)
     check_decoding(light, x, maps, widths)
-    with pytest.raises(ValueError, match=r"upsample='bad' is not allowed; use one of \['block', 'interpolate', 'nearest'\]"):
+    with pytest.raises(ValueError, match=r"upsample='bad' is not allowed; use one of \['block', 'interpolate', 'nearest', 'transpose'\]"):
         UNet2d(encoder=backbone, upsample="bad")
 
 

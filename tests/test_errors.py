@@ -541,7 +541,7 @@ UNET_CASES = {
     "unknown block": (
         {"block": "basic"},
         ValueError,
-        r"block='basic' is not allowed; use one of \['bottleneck', 'plain'\]",
+        r"block='basic' is not allowed; use one of \['bottleneck', 'plain', 'conv'\]",
     ),
     "in_planes zero": ({"in_planes": 0}, ValueError, rf"in_planes=0 {POSITIVE}"),
     "out_planes a float": ({"out_planes": 2.0}, ValueError, rf"out_planes=2.0 {POSITIVE}"),

@@ -104,10 +104,10 @@ def test_encoder_net_parameters_and_feature_info(ndim, layer_order):
     norm_act = 2 * 8 + 8 if layer_order == "new" else 0  # pinst weight + bias, one PReLU slope per channel
     assert count(model) == count(unet.stem) + count(unet.encoder) + norm_act + 8 * 5 + 5
     last = "norm_act" if layer_order == "new" else "encoder.2"
-    assert model.feature_info == [
-        {"num_chs": 2, "reduction": 1, "module": "encoder.0"},
-        {"num_chs": 4, "reduction": 2, "module": "encoder.1"},
-        {"num_chs": 8, "reduction": 4, "module": last},
+    assert model.feature_info == [  # timm's int reduction, and one per dimension
+        {"num_chs": 2, "reduction": 1, "reductions": (1,) * ndim, "module": "encoder.0"},
+        {"num_chs": 4, "reduction": 2, "reductions": (2,) * ndim, "module": "encoder.1"},
+        {"num_chs": 8, "reduction": 4, "reductions": (4,) * ndim, "module": last},
     ]
     assert model.num_features == 8 and model.out_length == 5 and model.min_size == 5
     outputs = {}

@@ -253,7 +253,7 @@ def test_layers_per_level():
         ({"layers": (2, 2)}, r"layers=\(2, 2\) must be a positive int or a sequence of 5 positive ints"),
         ({"layers": (2, 2, 2, 2, 0)}, r"layers=\(2, 2, 2, 2, 0\) must be"),
         ({"layers": 2.0}, r"layers=2.0 must be"),
-        ({"block": "resnet"}, r"block='resnet' is not allowed; use one of \['bottleneck', 'plain'\]"),
+        ({"block": "resnet"}, r"block='resnet' is not allowed; use one of \['bottleneck', 'plain', 'conv'\]"),
         ({"block": BlockPlain2d}, r"block=<class .*BlockPlain2d'> is not allowed; use one of"),
         ({"kernel_size": 4}, r"kernel_size=4 must be odd"),
         ({"kernel_size": (3, 0)}, r"kernel_size=\(3, 0\) must be an int >= 1"),
