@@ -33,15 +33,18 @@ def crop_to(x: Tensor, size: Sequence[int]) -> Tensor:
 
     A transposed conv of stride ``s`` makes ``s * m`` from ``m = ceil(n / s)``; the trailing
     ``s * m - n < s`` entries are the overhang of the down-sampling's rounding up, cut here so that
-    the stage meets its skip's size ``n`` exactly.
+    the stage meets its skip's size ``n`` exactly. (A slice would make ``torch.export`` prove
+    ``s * ceil(n / s) >= n`` for symbolic ``n``, which it cannot; an index gather needs no proof.)
 
     Examples:
         >>> crop_to(torch.zeros(1, 2, 10, 8), (9, 8)).shape
         torch.Size([1, 2, 9, 8])
     """
-    for dim, n in enumerate(size, start=2):
-        x = x.narrow(dim, 0, n)
-    return x
+    if torch.compiler.is_compiling():  # export and compile: a gather, which holds for every size without guards
+        for dim, n in enumerate(size, start=2):
+            x = x.index_select(dim, torch.arange(n, device=x.device))
+        return x
+    return x[(..., *(slice(0, n) for n in size))]  # eager: a view, copied once by the concatenation
 
 
 torch.fx.wrap("crop_to")

@@ -31,6 +31,9 @@ RULES = ("i3d", "center")
 PER_DIMENSION_ARGUMENTS = ("kernel_size", "stride", "padding", "output_size", "out_size")
 """Arguments that may hold one value per dimension: inflate needs them as ints."""
 
+PER_LEVEL_ARGUMENTS = ("strides", "kernel_sizes")
+"""Arguments of one entry per level, each an int or one per dimension: inflate needs every entry an int."""
+
 
 def inflate_kernel(weight: Tensor, depth: int, rule: str = "i3d") -> Tensor:
     """A conv kernel (out, in, *k) with one more leading spatial axis of size ``depth``, by ``rule``.
@@ -66,6 +69,14 @@ def _twin_config(config: dict[str, Any], ndim: int, cls: type | None = None) -> 
                 f"inflate: {config[CLASS_KEY]} has {key}={tuple(value)!r}, one value per dimension; inflate needs "
                 f"ints (the same in every dimension), or build the {ndim}-D model yourself"
             )
+        if key in PER_LEVEL_ARGUMENTS and isinstance(value, list):
+            for level, entry in enumerate(value):
+                if isinstance(entry, list):
+                    raise ValueError(
+                        f"inflate: {config[CLASS_KEY]} has {key}[{level}]={tuple(entry)!r}, one value per dimension; "
+                        f"inflate needs every level's entry as an int (the same in every dimension), or build the "
+                        f"{ndim}-D model yourself"
+                    )
         twin[key] = _twin_config(value, ndim) if isinstance(value, dict) and CLASS_KEY in value else value
     if getattr(cls, "fixed_ndim", None) is not None:
         generic = next(c for c in cls.__mro__ if getattr(c, "fixed_ndim", None) is None)  # AE2d -> AE, MyAE2d -> AE
