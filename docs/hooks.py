@@ -350,9 +350,10 @@ def sizes(kernel: int, stride: int, padding: int, heights: Sequence[int]) -> str
 
 
 @directive
-def params(models: Sequence[str]) -> str:
-    """The parameter count of each model expression (built on the meta device)."""
-    return table(["model", "parameters"], [[code(m), f"{count(build(m)):,}"] for m in models], "lr")
+def params(models: Sequence[str], labels: Sequence[str] | None = None) -> str:
+    """The parameter count of each model expression (built on the meta device), named by its expression or label."""
+    names = [code(m) for m in models] if labels is None else list(labels)
+    return table(["model", "parameters"], [[name, f"{count(build(m)):,}"] for name, m in zip(names, models)], "lr")
 
 
 @directive
@@ -379,6 +380,39 @@ def unet(model: str, input_size: Sequence[int]) -> str:
     rows = [["input", "", "", code(shape_text(input_size))]]
     rows += [[code(lv.name), lv.what, f"{lv.params:,}", code(shape_text(lv.shape))] for lv in levels]
     return table(["stage", "what", "parameters", "output shape"], rows, "llrl")
+
+
+@directive
+def levels(model: str, input_size: Sequence[int]) -> str:
+    """The levels of a network of the U-Net family: stride, kernel size, reduction, channels and size of each.
+
+    Sizes are those of the encoder's maps for ``input_size`` on the meta device; they must follow
+    the ceil rule from the strides (checked here, so the page cannot show a wrong plan).
+    """
+    net = build(model)
+    with torch.no_grad():
+        maps = net.encode(torch.empty(tuple(input_size), device="meta"))
+    rows, size = [], list(input_size[2:])
+    reductions = blocks.levels.reductions_of(net.strides)
+    for i, (stride, kernel, reduction, tensor) in enumerate(zip(net.strides, net.kernel_sizes, reductions, maps)):
+        size = [-(-n // s) for n, s in zip(size, stride)]
+        if list(tensor.shape[2:]) != size:
+            raise DirectiveError(f"level {i}: the ceil rule gives {size} but the map is {list(tensor.shape)}")
+        rows.append([i, code(str(tuple(stride))), code(str(tuple(kernel))), code(str(tuple(reduction))),
+                     tensor.shape[1], code(" × ".join(map(str, size)))])
+    return table(["level", "stride", "kernel", "reduction", "channels", "size"], rows, "rlllrl")
+
+
+@directive
+def options(names: Sequence[str], classes: Sequence[str]) -> str:
+    """Which class takes which keyword (from the constructors' signatures): one row per option."""
+    rows = []
+    for name in names:
+        row = [code(name)]
+        for cls in classes:
+            row.append("yes" if name in inspect.signature(getattr(blocks, cls)).parameters else "")
+        rows.append(row)
+    return table(["option", *(code(c) for c in classes)], rows, "l" + "l" * len(classes))
 
 
 @directive
