@@ -115,7 +115,7 @@ def make_stem(
     kernel_size: IntOrTuple = 7,
     stride: IntOrTuple = 2,
 ) -> ConvModern:
-    """The stem before the max-pool: ``conv`` (7-wide, stride 2 by default) -> ``norm`` -> ``act`` in ``'old'`` order, ``conv`` alone in ``'new'``.
+    """The stem before the max-pool: ``conv`` (7-wide, stride 2) -> ``norm`` -> ``act`` in ``'old'`` order, ``conv`` alone in ``'new'``.
 
     In pre-activation order every block normalizes and activates its own input, so the stem is a
     bare unit (``bare=True``, as timm's ``resnetv2``); its output, max-pooled, starts the residual
@@ -343,9 +343,8 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         check_layer_spec(activator, "activator")
         check_choice("layer_order", layer_order, LAYER_ORDERS)
         self.strides = check_strides(strides, len(WIDTHS), ndim)
-        self.kernel_sizes = (
-            ((3,) * ndim,) * len(WIDTHS) if kernel_sizes is None else check_kernel_sizes(kernel_sizes, len(WIDTHS), ndim)
-        )
+        self.kernel_sizes = check_kernel_sizes((3,) * len(WIDTHS) if kernel_sizes is None else kernel_sizes,
+                                               len(WIDTHS), ndim)
         stem_kernel = check_stem_kernel_size(stem_kernel_size, ndim)
         stem_stride = check_tuple("stem_stride", stem_stride, ndim)
         check_bool("stem_pool", stem_pool)
@@ -672,7 +671,7 @@ def from_torchvision(
 
         >>> video = torchvision.models.video.mc3_18(num_classes=5).eval()
         >>> net = from_torchvision(video)
-        >>> clip = torch.randn(1, 3, 4, 32, 32)
+        >>> clip = torch.randn(1, 3, 2, 16, 16)
         >>> torch.allclose(net(clip), video(clip), atol=1e-5)
         True
         >>> net.ndim, net.stem.conv.kernel_size, net.pool, net.layer2[0].branch[0].conv.stride
