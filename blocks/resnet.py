@@ -300,7 +300,7 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         >>> [f.shape[1] for f in net.forward_intermediates(torch.zeros(2, 1, 64, 64), intermediates_only=True)]
         [64, 64, 128, 256, 512]
 
-        A clip backbone that keeps all 8 frames (mc3_18's geometry) and one that halves them:
+        A clip backbone that keeps all 8 frames (mc3_18's geometry), and one whose last stage keeps its depth:
 
         >>> clips = ResNet([1, 1, 1, 1], "plain", num_classes=None, ndim=3, stem_kernel_size=(3, 7, 7),
         ...                stem_stride=(1, 2, 2), stem_pool=False, strides=(1, (1, 2, 2), (1, 2, 2), (1, 2, 2)),
@@ -652,9 +652,10 @@ def from_torchvision(
         The ResNet, with the defaults (batch norm, ReLU, ``'old'`` order) and the weights' geometry.
 
     Raises:
-        ValueError: If ``arch`` is unknown or of the other layout, ``in_planes`` is neither None,
-            the weights' own nor 1, the weights are ``r2plus1d_18``'s, keys are missing, unexpected or
-            mis-shaped (each one named), or a module's convolutions differ from the new model's.
+        ValueError: If ``arch`` is unknown or of the other layout (the names allowed are those of the
+            weights' layout), ``in_planes`` is neither None, the weights' own nor 1, the weights are
+            ``r2plus1d_18``'s, keys are missing, unexpected or mis-shaped (each one named), or a
+            module's convolutions or max-pool differ from the new model's.
 
     Examples:
         >>> import torch, torchvision
@@ -690,16 +691,16 @@ def from_torchvision(
         layers, block = _infer_arch(state)
         geometry = _video_geometry(state, block) if layout == "video" else {}
     else:
-        check_choice("arch", arch, [*ARCHS, *VIDEO_ARCHS])
-        if (arch in VIDEO_ARCHS) != (layout == "video"):
-            kind, keys, allowed = (
-                ("video", "stem.0.*, layer1.0.conv1.0.*", VIDEO_ARCHS) if layout == "video"
-                else ("2-D", "conv1.*, bn1.*", ARCHS)
-            )
+        kind, keys, allowed, other = (
+            ("video", "stem.0.*, layer1.0.conv1.0.*", VIDEO_ARCHS, ARCHS) if layout == "video"
+            else ("2-D", "conv1.*, bn1.*", ARCHS, VIDEO_ARCHS)
+        )
+        if isinstance(arch, str) and arch in other:
             raise ValueError(
                 f"from_torchvision got arch={arch!r} for the weights of a torchvision {kind} ResNet (keys {keys}); "
                 f"use None or one of {list(allowed)}"
             )
+        check_choice("arch", arch, list(allowed))
         if arch in VIDEO_ARCHS:
             geometry = dict(VIDEO_ARCHS[arch])
             layers, block = geometry.pop("layers"), geometry.pop("block")
