@@ -14,7 +14,11 @@ are its own (``encoder.*``). Accepted, in this order:
   ``create_feature_extractor`` and ``IntermediateLayerGetter``): channels and reductions from one
   dry run on the ``meta`` device (no arithmetic, no copy of the weights), NHWC from the shapes.
 
-Maps must be at strictly increasing reductions (a plain ViT's are all at 1/16: refused).
+Reductions are read per dimension where the backbone describes them (blocks' own ``feature_info``
+entries carry ``reductions``, e.g. ``(1, 2, 2)`` for a video ResNet's stem), else as timm's int
+``reduction``. Each map must be at the reduction of the one before or a whole multiple of it, in
+every dimension (a video ResNet's stem and first stage share (1, 2, 2); a dilated backbone's last
+two maps share 1/16), and not all maps at one reduction (a plain ViT's are all at 1/16: refused).
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .checks import compact, is_int
 from .features import FeatureAPI
+from .levels import steps_between
 from .summary import shadow_copy
 
-__all__ = ["BackboneReader", "prune_head", "read_backbone"]
+__all__ = ["LEVELS_RULE", "BackboneReader", "check_levels", "prune_head", "read_backbone"]
 
 DRY_RUN_SIZE = {1: (1024,), 2: (224, 160), 3: (96, 64, 32)}
 """Input sides of the meta dry run that measures a backbone without a description: different sides,
@@ -42,7 +48,8 @@ class BackboneReader:
 
     Attributes:
         channels: Channels of each map.
-        reductions: Input size / map size, per side, of each map.
+        reductions: Input size / map size of each map: an int (the same on every side; timm's
+            backbones), or one per dimension where they differ (blocks' anisotropic backbones).
         in_planes: Input channels of the backbone.
         call: ``'intermediates'`` (``forward_intermediates(x, intermediates_only=True)``) or
             ``'forward'`` (``forward(x)``, a list, tuple or dict of maps).
@@ -50,7 +57,7 @@ class BackboneReader:
     """
 
     channels: tuple[int, ...]
-    reductions: tuple[int, ...]
+    reductions: tuple[int | tuple[int, ...], ...]
     in_planes: int
     call: str
     channels_last: tuple[bool, ...]
@@ -94,7 +101,15 @@ def _in_planes(backbone: nn.Module, in_planes: int | None) -> int:
     return declared if declared is not None else in_planes
 
 
-def _described(backbone: nn.Module) -> tuple[list[int], list[int]] | None:
+def _reduction(entry: Any) -> int | tuple[int, ...]:
+    """The reduction of one ``feature_info`` entry: its ``reductions`` per dimension if it has them
+    (blocks' own; one int when they are all equal), else timm's int ``reduction``."""
+    if "reductions" in entry:
+        return compact(tuple(int(r) for r in entry["reductions"]))
+    return int(entry["reduction"])
+
+
+def _described(backbone: nn.Module) -> tuple[list[int], list[int | tuple[int, ...]]] | None:
     """(channels, reductions) from the backbone's own ``feature_info``, or None when it has none."""
     info = getattr(backbone, "feature_info", None)
     if info is None:
@@ -102,7 +117,7 @@ def _described(backbone: nn.Module) -> tuple[list[int], list[int]] | None:
     if callable(getattr(info, "channels", None)) and callable(getattr(info, "reduction", None)):
         return list(info.channels()), list(info.reduction())  # timm's FeatureInfo
     try:
-        return [int(f["num_chs"]) for f in info], [int(f["reduction"]) for f in info]
+        return [int(f["num_chs"]) for f in info], [_reduction(f) for f in info]
     except (TypeError, KeyError, ValueError) as error:
         raise ValueError(
             f"encoder={type(backbone).__name__} has a feature_info that is neither timm's FeatureInfo nor a "
@@ -139,7 +154,7 @@ def read_backbone(backbone: Any, in_planes: int | None, ndim: int) -> BackboneRe
         The reader.
 
     Raises:
-        ValueError: If ``backbone`` is not a module with maps at increasing reductions, or its input
+        ValueError: If ``backbone`` is not a module whose maps `check_levels` accepts, or its input
             channels are unknown or disagree with ``in_planes``.
     """
     if not isinstance(backbone, nn.Module):
@@ -167,13 +182,47 @@ def read_backbone(backbone: Any, in_planes: int | None, ndim: int) -> BackboneRe
             channels = [int(m.shape[-1] if last else m.shape[1]) for m, last in zip(maps, channels_last)]
             reductions = [round(sides[0] / int(m.shape[1] if last else m.shape[2]))  # the longest side: least rounding
                           for m, last in zip(maps, channels_last)]
-    if len(channels) < 2 or min(channels) < 1 or any(a >= b for a, b in zip(reductions, reductions[1:])):
+    check_levels(backbone, channels, reductions, ndim)
+    return BackboneReader(tuple(channels), tuple(reductions), planes, call, tuple(channels_last))
+
+
+def check_levels(backbone: nn.Module, channels: Sequence[int], reductions: Sequence[Any], ndim: int) -> None:
+    """Raise a ValueError unless the maps can be decoded: at least 2, each at the reduction of the one before or
+    a whole multiple of it in every dimension (`blocks.levels.steps_between`), and not all at one reduction.
+
+    Raises:
+        ValueError: Naming the backbone, its channels and reductions, and the rule.
+
+    Examples:
+        >>> check_levels(nn.Identity(), (64, 64, 128), ((1, 2, 2), (1, 2, 2), (2, 4, 4)), 3)  # a video ResNet's
+        >>> check_levels(nn.Identity(), (64, 64, 128), (2, (1, 2, 2), (2, 4, 4)), 3)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: encoder=Identity has feature channels (64, 64, 128) at reductions (2, (1, 2, 2), (2, 4, 4)); ...
+    """
+    per_dim = [(r,) * ndim if is_int(r) else tuple(r) for r in reductions]
+    fits = (
+        len(channels) >= 2 and min(channels) >= 1 and len(set(per_dim)) > 1
+        and all(len(r) == ndim and all(is_int(n) and n >= 1 for n in r) for r in per_dim)
+    )
+    if fits:
+        try:
+            steps_between(per_dim)
+        except ValueError:
+            fits = False
+    if not fits:
         raise ValueError(
             f"encoder={type(backbone).__name__} has feature channels {tuple(channels)} at reductions "
-            f"{tuple(reductions)}; a U-Net needs at least 2 maps at strictly increasing reductions (a plain ViT's "
-            "maps are all at one reduction: use a hierarchical backbone such as a ResNet, ConvNeXt or Swin)"
+            f"{tuple(reductions)}; {LEVELS_RULE} (a plain ViT's maps are all at one reduction: use a hierarchical "
+            "backbone such as a ResNet, ConvNeXt or Swin)"
         )
-    return BackboneReader(tuple(channels), tuple(reductions), planes, call, tuple(channels_last))
+
+
+LEVELS_RULE = (
+    "a U-Net needs at least 2 maps, each at the reduction of the one before or a whole multiple of it in every "
+    "dimension, and not all at one reduction"
+)
+"""What `check_levels` asks of a backbone's maps, as its message says it."""
 
 
 def _are_sides(shape: Sequence[int], sides: Sequence[int]) -> bool:

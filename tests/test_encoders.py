@@ -24,7 +24,8 @@ R2 = (2, 4, 8, 16, 32)  # a ResNet-like backbone: first map at 1/2
 R4 = (4, 8, 16, 32)  # a ConvNeXt / Swin-like backbone: first map at 1/4
 ODD = ((224, 224), (97, 131))
 EVEN = ((224, 224), (96, 160))  # backbones whose inner additions need sides divisible by 32 (DLA, HRNet)
-NOT_INCREASING = r"a U-Net needs at least 2 maps at strictly increasing reductions \(a plain ViT's"
+LEVELS_RULE = (r"a U-Net needs at least 2 maps, each at the reduction of the one before or a whole multiple of it in "
+               r"every dimension, and not all at one reduction \(a plain ViT's")
 
 
 @pytest.fixture(scope="module")
@@ -322,11 +323,11 @@ class SameReduction(nn.Module):
 
 def test_same_reduction_maps_are_refused():
     with pytest.raises(ValueError, match=r"encoder=SameReduction has feature channels \(8, 8, 8\) at reductions "
-                                         r"\(16, 16, 16\); " + NOT_INCREASING):
+                                         r"\(16, 16, 16\); " + LEVELS_RULE):
         UNet2d(encoder=SameReduction())
-    with pytest.raises(ValueError, match=r"feature channels \(8,\) at reductions \(16,\); " + NOT_INCREASING):
+    with pytest.raises(ValueError, match=r"feature channels \(8,\) at reductions \(16,\); " + LEVELS_RULE):
         UNet2d(encoder=SameReduction(depth=1))  # one map is not enough either
-    with pytest.raises(ValueError, match=r"feature channels \(10, 6\) at reductions \(4, 2\); " + NOT_INCREASING):
+    with pytest.raises(ValueError, match=r"feature channels \(10, 6\) at reductions \(4, 2\); " + LEVELS_RULE):
         UNet2d(encoder=Pyramid(widths=(6, 10), out="reversed"))  # deepest first: not increasing
 
 
@@ -336,15 +337,23 @@ def test_timm_plain_vit_is_refused(timm, features_only):
     backbone = timm.create_model("vit_tiny_patch16_224", pretrained=False, in_chans=1, **kwargs)
     depth = 3 if features_only else 12
     with pytest.raises(ValueError, match=rf"feature channels \({', '.join(['192'] * depth)}\) at reductions "
-                                         rf"\({', '.join(['16'] * depth)}\); " + NOT_INCREASING):
+                                         rf"\({', '.join(['16'] * depth)}\); " + LEVELS_RULE):
         UNet2d(encoder=backbone)
 
 
-def test_timm_dilated_backbone_is_refused(timm):
+def test_timm_dilated_backbone_decodes_its_last_two_maps_at_one_reduction(timm):
+    torch.manual_seed(0)
     backbone = timm.create_model("resnet10t", pretrained=False, features_only=True, in_chans=1, output_stride=16)
-    with pytest.raises(ValueError, match=r"feature channels \(64, 64, 128, 256, 512\) at reductions "
-                                         r"\(2, 4, 8, 16, 16\); " + NOT_INCREASING):
-        UNet2d(encoder=backbone)
+    reductions = (2, 4, 8, 16, 16)
+    model, widths = small_unet(backbone, reductions=reductions)
+    model.eval()
+    assert model.reader.reductions == reductions and model.reductions == reductions
+    assert not model.decoder[0].sized and model.decoder[1].sized  # 16 -> 16: no up-sampling
+    x = torch.randn(1, 1, 97, 131)
+    with torch.no_grad():
+        maps = backbone(x)
+    assert maps[-1].shape[2:] == maps[-2].shape[2:] == (7, 9)
+    check_decoding(model, x, maps, widths)
 
 
 def test_not_a_module_or_not_maps_is_refused():
@@ -519,6 +528,62 @@ def test_3d_networks_with_an_encodernet3d(cls):
     with torch.no_grad():
         maps = encoder.forward_intermediates(x, intermediates_only=True)
     check_decoding(model, x, maps, (6, 5), fuses=cls is UNet3d)
+
+
+@pytest.mark.parametrize("cls", [AE3d, UNet3d])
+def test_3d_networks_read_the_per_dimension_reductions_of_an_encodernet3d(cls):
+    torch.manual_seed(0)
+    encoder = EncoderNet3d(in_planes=1, out_length=None, channels=(4, 8, 16), layers=1, block="plain",
+                           strides=(1, (1, 2, 2), 2))
+    assert [f["reduction"] for f in encoder.feature_info] == [1, 2, 4]  # timm's int alone would say isotropic
+    model = cls(out_planes=2, encoder=encoder, layers=1, block="plain").eval()
+    assert model.reader == BackboneReader((4, 8, 16), (1, (1, 2, 2), (2, 4, 4)), 1, "intermediates", (False,) * 3)
+    assert model.reductions == (1, (1, 2, 2), (2, 4, 4)) and model.min_size == (3, 5, 5)
+    x = torch.randn(1, 1, 5, 9, 11)
+    with torch.no_grad():
+        maps = encoder.forward_intermediates(x, intermediates_only=True)
+    assert [tuple(m.shape[2:]) for m in maps] == [(5, 9, 11), (5, 5, 6), (3, 3, 3)]
+    check_decoding(model, x, maps, (8, 4), fuses=cls is UNet3d)
+    with pytest.raises(ValueError, match=r"needs an input of depth >= 3, height >= 5 or width >= 5 \(its deepest "
+                                         r"level, at 1/\(2, 4, 4\)"):
+        model(torch.randn(1, 1, 2, 4, 4))
+
+
+class DescribedPerDimension(nn.Module):
+    """blocks' convention without blocks: ``feature_info`` entries with ``reductions`` beside timm's int."""
+
+    def __init__(self, reductions):
+        super().__init__()
+        self.conv = nn.Conv3d(1, 4, 1)
+        self.feature_info = [{"num_chs": 4 * (i + 1), "reduction": max(r) if isinstance(r, tuple) else r,
+                              "reductions": r if isinstance(r, tuple) else (r,) * 3} for i, r in enumerate(reductions)]
+
+    def forward_intermediates(self, x, intermediates_only=False):
+        raise NotImplementedError  # read, never run
+
+
+@pytest.mark.parametrize("reductions, read", [
+    (((1, 2, 2), (1, 2, 2), (2, 4, 4)), ((1, 2, 2), (1, 2, 2), (2, 4, 4))),  # a video ResNet's stem and layer1
+    ((2, (2, 4, 4), (2, 8, 8)), (2, (2, 4, 4), (2, 8, 8))),
+    ((2, 4, 4), (2, 4, 4)),  # a dilated backbone's last maps
+    ((3, (3, 6, 6)), (3, (3, 6, 6))),
+])
+def test_reductions_each_a_whole_multiple_of_the_one_before_are_read(reductions, read):
+    model = UNet3d(out_planes=2, encoder=DescribedPerDimension(reductions), layers=1, block="plain")
+    assert model.reader.reductions == read and model.reductions == read
+
+
+@pytest.mark.parametrize("reductions, shown", [
+    (((1, 2, 2), (2, 1, 2)), "((1, 2, 2), (2, 1, 2))"),  # smaller in one dimension
+    (((1, 2, 2), (1, 3, 4)), "((1, 2, 2), (1, 3, 4))"),  # 3 is no whole multiple of 2
+    (((1, 2, 2), (1, 2, 2)), "((1, 2, 2), (1, 2, 2))"),  # all at one reduction
+    (((2, 2, 2), 2, (2, 2, 2)), "(2, 2, 2)"),  # all at one reduction, written two ways (read as ints)
+    (((1, 2, 2),), "((1, 2, 2),)"),  # one map
+])
+def test_reductions_that_cannot_be_decoded_are_refused(reductions, shown):
+    with pytest.raises(ValueError, match=rf"encoder=DescribedPerDimension has feature channels \(.*\) at reductions "
+                                         rf"{re.escape(shown)}; " + LEVELS_RULE):
+        UNet3d(encoder=DescribedPerDimension(reductions))
 
 
 def test_ae2d_with_a_timm_encoder(timm):

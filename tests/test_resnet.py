@@ -3,6 +3,7 @@
 import contextlib
 import copy
 import io
+import json
 import re
 
 import pytest
@@ -11,6 +12,7 @@ import torchsummary
 import torchvision
 from torch import nn
 
+import blocks
 from blocks import ResNet, from_torchvision, resnet18, resnet34, resnet50, resnet101, resnet152, summary
 from blocks.__main__ import main
 from blocks.registry import model_entry
@@ -101,6 +103,101 @@ def test_convolutions_are_initialised_as_torchvision():
     conv = resnet18().layer3[1].branch[0].conv
     expected = (2 / (conv.out_channels * 9)) ** 0.5  # Kaiming normal, fan-out, ReLU gain
     assert abs(conv.weight.std().item() / expected - 1) < 0.05
+
+
+# ---- geometry: strides, kernel sizes, stem ----------------------------------------------------------
+
+DEFAULT_GEOMETRY = {"strides": (1, 2, 2, 2), "kernel_sizes": (3, 3, 3, 3), "stem_kernel_size": 7, "stem_stride": 2,
+                    "stem_pool": True}
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_with_the_default_geometry_given_have_torchvision_counts(name):
+    with torch.device("meta"):
+        model = PRESETS[name](**DEFAULT_GEOMETRY)
+    assert count(model) == PARAMETERS[name]
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("block", ["plain", "bottleneck"])
+def test_default_geometry_given_explicitly_builds_the_same_model(block, ndim):
+    torch.manual_seed(0)
+    default = ResNet([1, 1, 1, 1], block, num_classes=10, ndim=ndim).eval()
+    torch.manual_seed(0)
+    explicit = ResNet([1, 1, 1, 1], block, num_classes=10, ndim=ndim, **DEFAULT_GEOMETRY).eval()
+    assert list(explicit.state_dict()) == list(default.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(explicit.state_dict().values(), default.state_dict().values()))
+    assert explicit.chain == default.chain == ["stem", "pool", "layer1", "layer2", "layer3", "layer4"]
+    assert explicit.feature_info == default.feature_info
+    assert [f["reductions"] for f in default.feature_info] == [(r,) * ndim for r in (2, 4, 8, 16, 32)]
+    assert [f["reduction"] for f in default.feature_info] == [2, 4, 8, 16, 32]
+    assert default.strides == ((1,) * ndim, *((2,) * ndim,) * 3) and default.kernel_sizes == ((3,) * ndim,) * 4
+    x = torch.randn(1, 3, *(19,) * ndim)
+    with torch.no_grad():
+        assert torch.equal(explicit(x), default(x))
+
+
+ANISOTROPIC = {"strides": (1, (1, 2, 2), 2, (2, 1, 1)), "kernel_sizes": (3, (1, 3, 3), 3, (3, 1, 1)),
+               "stem_kernel_size": (3, 7, 7), "stem_stride": (1, 2, 2)}
+
+
+@pytest.mark.parametrize("stem_pool", [True, False])
+def test_anisotropic_resnet3d_feature_sizes(stem_pool):
+    with torch.device("meta"):  # shapes only
+        model = ResNet([2, 1, 1, 1], "bottleneck", num_classes=None, ndim=3, stem_pool=stem_pool, **ANISOTROPIC)
+        x = torch.empty(1, 3, 9, 37, 41)
+        maps = model.forward_intermediates(x, intermediates_only=True)
+        assert model(x).shape == maps[-1].shape
+    pooled = 2 if stem_pool else 1
+    reductions = [(1, 2, 2), (pooled, 2 * pooled, 2 * pooled), (pooled, 4 * pooled, 4 * pooled),
+                  (2 * pooled, 8 * pooled, 8 * pooled), (4 * pooled, 8 * pooled, 8 * pooled)]
+    assert [f["reductions"] for f in model.feature_info] == reductions
+    assert [f["reduction"] for f in model.feature_info] == [max(r) for r in reductions]
+    assert [tuple(m.shape[2:]) for m in maps] == [tuple(-(-n // r) for n, r in zip((9, 37, 41), red))
+                                                  for red in reductions]
+    assert [m.shape[1] for m in maps] == [64, 256, 512, 1024, 2048]
+    conv = model.stem.conv
+    assert (conv.kernel_size, conv.stride, conv.padding) == ((3, 7, 7), (1, 2, 2), (1, 3, 3))
+    middle = [(u.conv.kernel_size, u.conv.stride, u.conv.padding)
+              for u in (model.layer1[0].branch[1], model.layer2[0].branch[1], model.layer3[0].branch[1],
+                        model.layer4[0].branch[1])]
+    assert middle == [((3, 3, 3), (1, 1, 1), (1, 1, 1)), ((1, 3, 3), (1, 2, 2), (0, 1, 1)),
+                      ((3, 3, 3), (2, 2, 2), (1, 1, 1)), ((3, 1, 1), (2, 1, 1), (1, 0, 0))]
+    assert model.layer1[1].branch[1].conv.kernel_size == (3, 3, 3)  # every block of a stage: its kernel
+    assert [model.get_submodule(f"layer{i}")[0].shortcut.conv.stride for i in (2, 3, 4)] == [(1, 2, 2), (2, 2, 2),
+                                                                                             (2, 1, 1)]
+
+
+def test_without_the_stem_pool():
+    torch.manual_seed(0)
+    pooled = ResNet([2, 1, 1, 1], "plain", num_classes=None, layer_order="new")
+    model = ResNet([2, 1, 1, 1], "plain", num_classes=None, layer_order="new", stem_pool=False).eval()
+    assert model.pool is None and "pool" not in dict(model.named_modules())
+    assert model.chain == ["stem", "layer1", "layer2", "layer3", "layer4"]
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in pooled.state_dict().items()}
+    assert [f["reduction"] for f in model.feature_info] == [2, 2, 4, 8, 16]
+    x = torch.randn(1, 3, 33, 40)
+    with torch.no_grad():
+        maps = model.forward_intermediates(x, intermediates_only=True)
+        assert [tuple(m.shape[2:]) for m in maps] == [(17, 20), (17, 20), (9, 10), (5, 5), (3, 3)]
+        assert torch.equal(model.forward_features(x), maps[-1])
+        stem = model.stem(x)
+        assert torch.equal(model.layer1(stem), maps[1])  # the first stage reads the stem's output
+    assert model.prune_intermediate_layers(2) == [3, 4] and model.layer4 is not None
+    assert model.prune_intermediate_layers(1, prune_head=True) == [4]
+
+
+def test_video_geometry_is_recorded_and_saved(tmp_path):
+    model = ResNet([1, 1, 1, 1], "plain", num_classes=3, ndim=3, stem_pool=False, **ANISOTROPIC)
+    expected = {"blocks_class": "ResNet", "layers": [1, 1, 1, 1], "block": "plain", "num_classes": 3, "ndim": 3,
+                "stem_pool": False, **ANISOTROPIC}
+    assert model.config == json.loads(json.dumps(expected))  # as config.json holds it: tuples become lists
+    model.save_pretrained(tmp_path)
+    loaded = blocks.from_pretrained(tmp_path).eval()
+    assert loaded.strides == model.strides and loaded.kernel_sizes == model.kernel_sizes and loaded.pool is None
+    x = torch.randn(1, 3, 5, 20, 20)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))
 
 
 # ---- pre-activation ---------------------------------------------------------------------------------
@@ -218,6 +315,38 @@ def test_bad_arguments(kwargs, message):
     args = {"layers": [2, 2, 2, 2], "block": "plain", **kwargs}
     with pytest.raises(ValueError, match=message):
         ResNet(**args)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"strides": (1, 2, 2)}, r"strides=\(1, 2, 2\) must be a sequence of 4 entries, one per level, each an int or "
+                                 r"a pair \(h, w\)"),
+        ({"strides": 2}, r"strides=2 must be a sequence of 4 entries"),
+        ({"strides": (1, 0, 2, 2)}, r"strides\[1\]=0 must be an int >= 1 or a pair of such ints"),
+        ({"strides": (1, (1, 2, 2), 2, 2)}, r"strides\[1\]=\(1, 2, 2\) must be an int >= 1 or a pair of such ints"),
+        ({"strides": (1, 2, 2, (2, 2)), "ndim": 3}, r"strides\[3\]=\(2, 2\) must be an int >= 1 or a triple of such"),
+        ({"kernel_sizes": (3, 3, 3)}, r"kernel_sizes=\(3, 3, 3\) must be a sequence of 4 entries, one per level"),
+        ({"kernel_sizes": (3, 3, 4, 3)}, r"kernel_sizes\[2\]: kernel_size=4 must be odd"),
+        ({"kernel_sizes": (3, (1, 3), 3, 3), "ndim": 3}, r"kernel_sizes\[1\]: kernel_size=\(1, 3\) must be an int >= 1 "
+                                                         r"or a triple of such ints"),
+        ({"stem_kernel_size": 6}, r"stem_kernel_size=6 must be odd \(an int or a pair of odd ints\), so that the "
+                                  r"stem's padding \(k - 1\) // 2 maps a side n to ceil\(n / stem_stride\)"),
+        ({"stem_kernel_size": (3, 7, 7)}, r"stem_kernel_size=\(3, 7, 7\) must be an int >= 1 or a pair of such ints"),
+        ({"stem_kernel_size": (3, 7, 8), "ndim": 3}, r"stem_kernel_size=\(3, 7, 8\) must be odd \(an int or a triple"),
+        ({"stem_stride": 0}, r"stem_stride=0 must be an int >= 1 or a pair of such ints"),
+        ({"stem_stride": (1, 2, 2)}, r"stem_stride=\(1, 2, 2\) must be an int >= 1 or a pair of such ints"),
+    ],
+)
+def test_bad_geometry(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ResNet([1, 1, 1, 1], "plain", **kwargs)
+
+
+@pytest.mark.parametrize("value", ["yes", None, 1])
+def test_stem_pool_is_a_bool(value):
+    with pytest.raises(TypeError, match=rf"stem_pool={value!r} must be True or False"):
+        ResNet([1, 1, 1, 1], "plain", stem_pool=value)
 
 
 def test_presets_reject_architecture_arguments():
