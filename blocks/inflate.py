@@ -28,7 +28,8 @@ __all__ = ["RULES", "inflate", "inflate_kernel"]
 RULES = ("i3d", "center")
 """``rule`` values of `inflate`."""
 
-PER_DIMENSION_ARGUMENTS = ("kernel_size", "stride", "padding", "output_size", "out_size")
+PER_DIMENSION_ARGUMENTS = ("kernel_size", "stride", "padding", "output_size", "out_size", "stem_kernel_size",
+                           "stem_stride")
 """Arguments that may hold one value per dimension: inflate needs them as ints."""
 
 PER_LEVEL_ARGUMENTS = ("strides", "kernel_sizes")

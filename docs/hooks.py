@@ -427,7 +427,8 @@ def features(model: str, input_size: Sequence[int]) -> str:
     rows = []
     for index, (entry, tensor) in enumerate(zip(info, maps)):
         channels, reduction = entry["num_chs"], entry["reduction"]
-        if tensor.shape[1] != channels or [-(-n // reduction) for n in input_size[2:]] != list(tensor.shape[2:]):
+        per_dim = entry.get("reductions", (reduction,) * (len(input_size) - 2))
+        if tensor.shape[1] != channels or [-(-n // r) for n, r in zip(input_size[2:], per_dim)] != list(tensor.shape[2:]):
             raise DirectiveError(f"feature {index}: feature_info says {entry} but the map is {list(tensor.shape)}")
         rows.append([index, code(str(entry.get("module", ""))), channels, reduction, code(shape_text(tensor.shape))])
     return table(["feature", "module", "channels", "reduction", "shape"], rows, "rlrrl")

@@ -394,7 +394,8 @@ def test_blocks_loads_a_mixin_folder_only_with_blocks_class(tmp_path, offline_hu
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads((folder / "config.json").read_text()) == {  # every argument, and no blocks_class
         "activator": "relu", "block": "plain", "in_planes": 1, "layer_order": "old", "layers": [1, 1, 1, 1],
-        "ndim": 2, "normalizer": "batch", "num_classes": 3,
+        "ndim": 2, "normalizer": "batch", "num_classes": 3, "kernel_sizes": None, "stem_kernel_size": 7,
+        "stem_pool": True, "stem_stride": 2, "strides": [1, 2, 2, 2],
     }
     with pytest.raises(ValueError) as error:
         blocks.from_pretrained(folder)

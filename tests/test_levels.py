@@ -298,3 +298,8 @@ def test_anisotropic_unet3d_exports_with_dynamic_sizes():
     for shape in [(1, 1, 7, 17, 23), (3, 1, 4, 9, 31), (2, 1, 8, 16, 16)]:  # cut and uncut sizes
         x = torch.randn(shape)
         torch.testing.assert_close(program.module()(x), model(x))
+
+
+def test_inflate_refuses_a_per_dimension_resnet_stem_by_name():
+    with pytest.raises(ValueError, match=r"inflate: ResNet has stem_stride=\(1, 2\), one value per dimension"):
+        blocks.inflate(blocks.ResNet([1, 1, 1, 1], "plain", stem_stride=(1, 2)))

@@ -339,7 +339,8 @@ def test_backbone_settings_and_errors():
         UNet2d(encoder=backbone)
     backbone.feature_info = [{"num_chs": 6, "reduction": 4}, {"num_chs": 10, "reduction": 4}]
     with pytest.raises(ValueError, match=r"feature channels \(6, 10\) at reductions \(4, 4\); a U-Net needs at least 2 "
-                                         r"maps at strictly increasing reductions \(a plain ViT's"):
+                                         r"maps, each at the reduction of the one before or a whole multiple of it in every dimension, and not all at "
+                                         r"one reduction \(a plain ViT's"):
         UNet2d(encoder=backbone)
 
 
