@@ -90,17 +90,28 @@ def register_model(
     input_sizes: Mapping[int, tuple[int, ...]],
     defaults: Callable[[int], dict[str, Any]] | None = None,
     description: str | Mapping[int, str] = "",
+    replace: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a builder under ``name`` (its ``__name__`` by default), timm's way.
 
+    A name already taken is refused (torchvision's registry refuses it too; timm's only warns), so a
+    model cannot silently replace another; ``replace=True`` replaces it, keeping its place in
+    `list_models`.
+
     Args:
-        name: The name; an existing one is replaced.
+        name: The name; by default the builder's ``__name__``.
         input_sizes: The default input without the batch, per dimension the builder supports.
         defaults: ``ndim -> keywords`` the registry passes unless the caller gives them.
         description: One line for listings (or one per dimension; ``{ndim}`` stands for the dimension).
+        replace: Replace the entry already registered under the name; without it, a taken name
+            is a ``ValueError``.
 
     Returns:
         The decorator; it returns the builder unchanged.
+
+    Raises:
+        ValueError: If ``replace`` is not a bool, or (when the decorator is applied) if the name is
+            already registered and ``replace`` is False; the registry is then left unchanged.
 
     Examples:
         >>> import blocks
@@ -109,10 +120,23 @@ def register_model(
         ...     return blocks.UNet(channels=(4, 8), layers=1, **kwargs)
         >>> type(blocks.create_model("tiny_unet")).__name__
         'UNet'
+        >>> blocks.register_model("tiny_unet", input_sizes={2: (1, 64, 64)})(tiny_unet)
+        Traceback (most recent call last):
+        ...
+        ValueError: register_model got name='tiny_unet', which is already registered; pass replace=True to replace it
+        >>> blocks.register_model("tiny_unet", input_sizes={2: (1, 64, 64)}, replace=True)(tiny_unet) is tiny_unet
+        True
     """
+
+    if not isinstance(replace, bool):
+        raise ValueError(f"register_model got replace={replace!r}; it must be True or False")
 
     def decorate(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or build.__name__
+        if key in _MODELS and not replace:
+            raise ValueError(
+                f"register_model got name={key!r}, which is already registered; pass replace=True to replace it"
+            )
         first_doc = (build.__doc__ or "").strip().split("\n")[0]
         _MODELS[key] = ModelEntry(key, build, dict(input_sizes), defaults or (lambda ndim: {}),
                                   description or first_doc)

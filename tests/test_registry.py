@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 
 import pytest
 import torch
@@ -213,12 +214,49 @@ def test_register_model_with_a_name_defaults_and_descriptions():
         block = create_model(name, stride=2)
         assert type(block) is blocks.BlockPlain3d and (block.in_planes, block.out_planes) == (2, 4)
         assert block(torch.randn(1, 2, 5, 6, 7)).shape == (1, 4, 3, 3, 4)
-        register_model(name, input_sizes={3: (2, 5, 5, 5)})(lambda **kw: blocks.BlockPlain3d(2, 2, **kw))
+        names = list_models()
+        register_model(name, input_sizes={3: (2, 5, 5, 5)}, replace=True)(lambda **kw: blocks.BlockPlain3d(2, 2, **kw))
         assert list_models(name) == [name] and model_entry(name).input_size() == (2, 5, 5, 5)  # replaced
+        assert list_models() == names  # in its place
         assert create_model(name).out_planes == 2
     finally:
         _MODELS.pop(name, None)
     assert name not in list_models()
+
+
+def test_register_model_refuses_a_taken_name_unless_replace(registered):
+    _, builder = registered
+    names, entry = list_models(), model_entry(TEST_NAME)
+    message = f"register_model got name='{TEST_NAME}', which is already registered; pass replace=True to replace it"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        register_model(TEST_NAME, input_sizes={3: (1, 8, 8, 8)})(lambda **kw: blocks.UNet3d(**kw))
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):  # the name taken from the builder
+        register_model(input_sizes={3: (1, 8, 8, 8)})(builder)
+    assert model_entry(TEST_NAME) is entry and entry.ndims == (1, 2) and entry.build is builder  # unchanged
+    assert list_models() == names
+    message = "register_model got name='resnet18', which is already registered; pass replace=True to replace it"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):  # the package's own names too
+        register_model("resnet18", input_sizes={2: (3, 32, 32)})(builder)
+    assert model_entry("resnet18").input_size() == (3, 224, 224) and type(create_model("resnet18")) is ResNet
+
+    with pytest.raises(TypeError):  # keyword-only
+        register_model(TEST_NAME, {2: (1, 9, 9)}, None, "", True)
+    for bad in (1, "yes", None):
+        message = f"register_model got replace={bad!r}; it must be True or False"
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            register_model(TEST_NAME, input_sizes={2: (1, 9, 9)}, replace=bad)
+    assert model_entry(TEST_NAME) is entry
+
+    assert register_model(TEST_NAME, input_sizes={2: (1, 9, 9)}, replace=True)(builder) is builder
+    assert model_entry(TEST_NAME) is not entry and model_entry(TEST_NAME).ndims == (2,)
+    assert list_models() == names  # replaced in its place
+    assert create_model(TEST_NAME).channels == (2, 4)
+    new_name = f"{TEST_NAME}_new"
+    try:  # replace=True on a free name simply registers it
+        register_model(new_name, input_sizes={2: (1, 9, 9)}, replace=True)(builder)
+        assert list_models() == [*names, new_name]
+    finally:
+        _MODELS.pop(new_name, None)
 
 
 # ------------------------------------------------------------------------------------ default inputs
