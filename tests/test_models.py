@@ -229,7 +229,7 @@ def test_summaries_count_every_parameter(name, nd):
 
 # --------------------------------------------------------------------------------- full width on meta
 
-RESNET_PARAMETERS = {  # torchvision's (DESIGN.md)
+RESNET_PARAMETERS = {  # torchvision's (docs/resnet.md)
     "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "resnet101": 44_549_160,
     "resnet152": 60_192_808,
 }
