@@ -35,12 +35,8 @@ from .unet import UNet
 __all__ = ["DEMOS", "main", "parse_value", "run_summary"]
 
 
-def _per_ndim(one: tuple[int, ...], two: tuple[int, ...], three: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
-    """A default input per dimension."""
-    return {1: one, 2: two, 3: three}
-
-
-_BLOCK_INPUTS = _per_ndim((16, 1024), (16, 64, 64), (16, 16, 16, 16))
+_BLOCK_INPUTS = {1: (16, 1024), 2: (16, 64, 64), 3: (16, 16, 16, 16)}
+"""The default input of the unit and the plain block per dimension (channels, then sizes)."""
 
 DEMOS: dict[str, ModelEntry] = {
     "conv": ModelEntry(
@@ -53,14 +49,14 @@ DEMOS: dict[str, ModelEntry] = {
     ),
     "bottleneck": ModelEntry(
         "bottleneck", lambda ndim, **kw: named_class(BlockBottleneck, ndim)(**kw),
-        _per_ndim((16, 255), (16, 4, 255), (16, 4, 4, 255)),
+        {1: (16, 255), 2: (16, 4, 255), 3: (16, 4, 4, 255)},
         lambda ndim: {"in_planes": 16, "out_planes": 32, "stride": {1: 2, 2: (1, 2), 3: (1, 1, 2)}[ndim]},
         {1: "BlockBottleneck1d(16, 32, stride=2)",
          2: "BlockBottleneck2d(16, 32, stride=(1, 2)), the example of MDNC's docs",
          3: "BlockBottleneck3d(16, 32, stride=(1, 1, 2))"},
     ),
     "unet": ModelEntry(
-        "unet", lambda ndim, **kw: named_class(UNet, ndim)(**kw), _per_ndim((1, 4096), (1, 512, 512), (1, 64, 64, 64)),
+        "unet", lambda ndim, **kw: named_class(UNet, ndim)(**kw), {1: (1, 4096), 2: (1, 512, 512), 3: (1, 64, 64, 64)},
         lambda ndim: {"in_planes": 1, "out_planes": 2},
         {ndim: f"UNet{ndim}d(in_planes=1, out_planes=2): {what} to a 2-class map"
          for ndim, what in ((1, "1-channel signals"), (2, "grey images"), (3, "grey volumes"))},
