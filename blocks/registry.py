@@ -3,9 +3,9 @@
 The one list of models of the project: the command line, the docs' model tables and the
 registry-driven tests all read it. Each entry carries its builder, its default keywords and a
 default input per dimension (without the batch). Names: the ResNets (``resnet18`` ...
-``resnet152``), the networks per dimension (``unet1d`` ... ``decodernet3d``), MDNC's presets
-(``unet16`` ... ``decnet63``), and the command line's entries (``conv``, ``plain``,
-``bottleneck``, ``unet``); every name but the per-dimension ones takes ``ndim=``.
+``resnet152``), the networks per dimension (``unet1d`` ... ``decodernet3d``) and MDNC's presets
+(``unet16`` ... ``decnet63``); every name but the per-dimension ones takes ``ndim=``. The command
+line's demos (``conv``, ``plain``, ``bottleneck``, ``unet``) are its own, not registered.
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from typing import Any
 from torch import nn
 
 from .checks import check_ndim, named_class
-from .conv import ConvModern
 from .networks import DecoderNet, EncoderNet
 from .presets import PRESETS, preset
-from .residual import BlockBottleneck, BlockPlain
 from .resnet import ARCHS, ResNet
 from .unet import AE, UNet
 
@@ -90,17 +88,28 @@ def register_model(
     input_sizes: Mapping[int, tuple[int, ...]],
     defaults: Callable[[int], dict[str, Any]] | None = None,
     description: str | Mapping[int, str] = "",
+    replace: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a builder under ``name`` (its ``__name__`` by default), timm's way.
 
+    A name already taken is refused (torchvision's registry refuses it too; timm's only warns), so a
+    model cannot silently replace another; ``replace=True`` replaces it, keeping its place in
+    `list_models`.
+
     Args:
-        name: The name; an existing one is replaced.
+        name: The name; by default the builder's ``__name__``.
         input_sizes: The default input without the batch, per dimension the builder supports.
         defaults: ``ndim -> keywords`` the registry passes unless the caller gives them.
         description: One line for listings (or one per dimension; ``{ndim}`` stands for the dimension).
+        replace: Replace the entry already registered under the name; without it, a taken name
+            is a ``ValueError``.
 
     Returns:
         The decorator; it returns the builder unchanged.
+
+    Raises:
+        ValueError: If ``replace`` is not a bool, or (when the decorator is applied) if the name is
+            already registered and ``replace`` is False; the registry is then left unchanged.
 
     Examples:
         >>> import blocks
@@ -109,10 +118,23 @@ def register_model(
         ...     return blocks.UNet(channels=(4, 8), layers=1, **kwargs)
         >>> type(blocks.create_model("tiny_unet")).__name__
         'UNet'
+        >>> blocks.register_model("tiny_unet", input_sizes={2: (1, 64, 64)})(tiny_unet)
+        Traceback (most recent call last):
+        ...
+        ValueError: register_model got name='tiny_unet', which is already registered; pass replace=True to replace it
+        >>> blocks.register_model("tiny_unet", input_sizes={2: (1, 64, 64)}, replace=True)(tiny_unet) is tiny_unet
+        True
     """
+
+    if not isinstance(replace, bool):
+        raise ValueError(f"register_model got replace={replace!r}; it must be True or False")
 
     def decorate(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or build.__name__
+        if key in _MODELS and not replace:
+            raise ValueError(
+                f"register_model got name={key!r}, which is already registered; pass replace=True to replace it"
+            )
         first_doc = (build.__doc__ or "").strip().split("\n")[0]
         _MODELS[key] = ModelEntry(key, build, dict(input_sizes), defaults or (lambda ndim: {}),
                                   description or first_doc)
@@ -125,10 +147,14 @@ def model_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``.
 
     Raises:
-        ValueError: For an unknown name, with the closest registered names.
+        ValueError: For an unknown name, with the closest registered names; a network's generic
+            name (``unet``, ``AE``) suggests its 2-D name (``unet2d``, ``ae2d``) first.
     """
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+        two_d = f"{name.lower()}2d"
+        if two_d in _MODELS:
+            close = [two_d, *(other for other in close if other != two_d)][:3]
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"unknown model {name!r}{hint} (list_models() names all {len(_MODELS)})")
     return _MODELS[name]
@@ -175,26 +201,6 @@ def _per_ndim(one: tuple[int, ...], two: tuple[int, ...], three: tuple[int, ...]
     """A default input per dimension."""
     return {1: one, 2: two, 3: three}
 
-
-_BLOCK_INPUTS = _per_ndim((16, 1024), (16, 64, 64), (16, 16, 16, 16))
-register_model("conv", input_sizes=_BLOCK_INPUTS, defaults=lambda ndim: {"in_planes": 16, "out_planes": 32},
-               description="ConvModern{ndim}d(16, 32)")(lambda ndim, **kw: named_class(ConvModern, ndim)(**kw))
-register_model("plain", input_sizes=_BLOCK_INPUTS,
-               defaults=lambda ndim: {"in_planes": 16, "out_planes": 32, "stride": 2},
-               description="BlockPlain{ndim}d(16, 32, stride=2)")(lambda ndim, **kw: named_class(BlockPlain, ndim)(**kw))
-register_model(
-    "bottleneck",
-    input_sizes=_per_ndim((16, 255), (16, 4, 255), (16, 4, 4, 255)),
-    defaults=lambda ndim: {"in_planes": 16, "out_planes": 32, "stride": {1: 2, 2: (1, 2), 3: (1, 1, 2)}[ndim]},
-    description={1: "BlockBottleneck1d(16, 32, stride=2)",
-                 2: "BlockBottleneck2d(16, 32, stride=(1, 2)), the example of MDNC's docs",
-                 3: "BlockBottleneck3d(16, 32, stride=(1, 1, 2))"},
-)(lambda ndim, **kw: named_class(BlockBottleneck, ndim)(**kw))
-register_model("unet", input_sizes=_per_ndim((1, 4096), (1, 512, 512), (1, 64, 64, 64)),
-               defaults=lambda ndim: {"in_planes": 1, "out_planes": 2},
-               description={ndim: f"UNet{ndim}d(in_planes=1, out_planes=2): {what} to a 2-class map" for ndim, what in
-                            ((1, "1-channel signals"), (2, "grey images"), (3, "grey volumes"))})(
-    lambda ndim, **kw: named_class(UNet, ndim)(**kw))
 
 for _arch, (_layers, _block) in ARCHS.items():
     register_model(_arch, input_sizes=_per_ndim((3, 4096), (3, 224, 224), (3, 16, 112, 112)),

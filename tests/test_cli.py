@@ -8,27 +8,39 @@ import pytest
 import torch
 
 import blocks
-from blocks.__main__ import main, parse_value
+from blocks.__main__ import DEMOS, main, parse_value
 from blocks.registry import list_models, model_entry
 
-MODELS = {name: model_entry(name) for name in list_models()}
+REGISTERED = {name: model_entry(name) for name in list_models()}
+MODELS = {**DEMOS, **REGISTERED}
+"""What the command line builds: its own demos, then every registered name."""
+
+DEMOS_HEADING = "Demos of the command line:"
+REGISTERED_HEADING = "Registered models (blocks.create_model):"
 
 
 def total_params(text):
     return int(re.search(r"Total params: ([\d,]+)", text).group(1).replace(",", ""))
 
 
+def listed_names(out):
+    """The names of the two parts of ``list``'s output: the demos, then the registered models."""
+    demos, registered = out.split("\n\n")
+    demos, registered = demos.splitlines(), registered.splitlines()
+    assert demos[0] == DEMOS_HEADING and registered[0] == REGISTERED_HEADING
+    return [line.split()[0] for line in demos[1:]], [line.split()[0] for line in registered[1:]]
+
+
 def test_list_names_every_model(capsys):
-    assert main(["list"]) == 0
-    out = capsys.readouterr().out
-    listed = [line.split()[0] for line in out.splitlines()]
-    assert listed == [name for name, entry in MODELS.items() if 2 in entry.ndims]  # the 2-D names, in order
-    for ndim in (1, 3):
+    for ndim in (1, 2, 3):
         assert main(["list", "--ndim", str(ndim)]) == 0
-        names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-        assert names == [name for name, entry in MODELS.items() if ndim in entry.ndims]
-        assert f"unet{ndim}d" in names and "unet2d" not in names
-    assert "bottleneck" in out and "plain" in out
+        demos, registered = listed_names(capsys.readouterr().out)
+        assert demos == ["conv", "plain", "bottleneck", "unet"]  # every demo exists in every dimension
+        assert registered == [name for name, entry in REGISTERED.items() if ndim in entry.ndims]  # in order
+        assert f"unet{ndim}d" in registered and "resnet18" in registered and "unet16" in registered
+        assert all(f"unet{n}d" not in registered for n in {1, 2, 3} - {ndim})
+    assert main(["list"]) == 0  # 2-D by default
+    assert listed_names(capsys.readouterr().out)[1] == [name for name, entry in REGISTERED.items() if 2 in entry.ndims]
 
 
 def test_summary_of_a_block_with_input_batch_and_settings(capsys):
@@ -47,9 +59,28 @@ def test_bad_setting_is_a_clean_error(capsys):
 
 
 def test_unknown_model_is_refused(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main(["summary", "vgg"])
-    assert "unknown model 'vgg'" in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.rstrip().endswith(
+        f"error: unknown model 'vgg' (list_models() names all {len(REGISTERED)})"
+    )
+
+
+def test_a_misspelt_demo_is_suggested_after_the_registered_names(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["summary", "botleneck"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.rstrip().endswith(
+        f"error: unknown model 'botleneck' (list_models() names all {len(REGISTERED)}); "
+        "demos of the command line close to it: 'bottleneck'"
+    )
+    with pytest.raises(SystemExit):
+        main(["summary", "unet3"])
+    assert capsys.readouterr().err.rstrip().endswith(
+        f"error: unknown model 'unet3'; did you mean 'unet83', 'unet3d', 'unet32'? (list_models() names all "
+        f"{len(REGISTERED)}); demos of the command line close to it: 'unet'"
+    )
 
 
 @pytest.mark.parametrize("text, value", [("1", 1), ("(1, 2)", (1, 2)), ("None", None), ("batch", "batch"),
@@ -60,7 +91,9 @@ def test_values_are_python_literals_or_strings(text, value):
 
 def test_python_dash_m_blocks_runs():
     result = subprocess.run([sys.executable, "-m", "blocks", "list"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "bottleneck" in result.stdout
+    assert result.returncode == 0 and result.stderr == ""
+    demos, registered = listed_names(result.stdout)
+    assert demos == list(DEMOS) and registered == [name for name, entry in REGISTERED.items() if 2 in entry.ndims]
 
 
 # ------------------------------------------------------------------------------- 1-D, 2-D and 3-D
@@ -125,6 +158,31 @@ def test_every_model_in_every_dimension_on_its_default_input(name, ndim, capsys)
     assert total_params(out) == count(model)
 
 
+DEMO_CLASSES = {"conv": "ConvModern", "plain": "BlockPlain", "bottleneck": "BlockBottleneck", "unet": "UNet"}
+"""The class each demo builds, from the sources (the registry's tests did this while the demos were registered)."""
+
+
+@pytest.mark.parametrize(
+    "name, ndim", [pytest.param(name, ndim, id=f"{name}-{ndim}d") for name in DEMOS for ndim in DEMOS[name].ndims]
+)
+def test_every_demo_builds_its_class_and_runs_its_default_input_on_meta(name, ndim):
+    entry = DEMOS[name]
+    assert entry.ndims == (1, 2, 3) and entry.name == name
+    size = entry.input_size(ndim)
+    assert len(size) == 1 + ndim
+    with torch.device("meta"):
+        model = entry.create(ndim=ndim)
+    assert type(model) is getattr(blocks, f"{DEMO_CLASSES[name]}{ndim}d") and model.ndim == ndim
+    assert all(p.device.type == "meta" for p in model.parameters()) and count(model) > 0
+    y = model(torch.empty(2, *size, device="meta"))
+    stride = entry.defaults(ndim).get("stride", 1)
+    strides = (stride,) * ndim if isinstance(stride, int) else tuple(stride)
+    assert tuple(y.shape) == (2, model.out_planes, *(-(-n // s) for n, s in zip(size[1:], strides)))
+    assert entry.input_size() == entry.input_size(2)
+    with torch.device("meta"):
+        assert type(entry.create()) is getattr(blocks, f"{DEMO_CLASSES[name]}2d")  # 2-D by default
+
+
 def test_resnet18_in_1d_has_a_conv1d_stem(capsys):
     assert main(["summary", "resnet18", "--ndim", "1", "--input", "3", "4096"]) == 0
     out = capsys.readouterr().out
@@ -171,17 +229,20 @@ def test_no_arguments_is_still_the_2d_grey_unet(capsys):
 def test_list_shows_the_models_of_the_asked_dimension(capsys):
     assert main(["list"]) == 0
     two = capsys.readouterr().out.splitlines()
-    assert two[0] == "conv         ConvModern2d(16, 32)  (input [16, 64, 64])"
-    assert two[2] == ("bottleneck   BlockBottleneck2d(16, 32, stride=(1, 2)), the example of MDNC's docs  "
+    assert two[0] == DEMOS_HEADING
+    assert two[1] == "conv         ConvModern2d(16, 32)  (input [16, 64, 64])"
+    assert two[3] == ("bottleneck   BlockBottleneck2d(16, 32, stride=(1, 2)), the example of MDNC's docs  "
                       "(input [16, 4, 255])")
+    assert two[5:8] == ["", REGISTERED_HEADING, "resnet18     ResNet(2, 2, 2, 2), plain blocks  (input [3, 224, 224])"]
     assert main(["list", "--ndim", "3"]) == 0
     three = capsys.readouterr().out.splitlines()
-    assert three[3] == ("unet         UNet3d(in_planes=1, out_planes=2): grey volumes to a 2-class map  "
+    assert three[4] == ("unet         UNet3d(in_planes=1, out_planes=2): grey volumes to a 2-class map  "
                         "(input [1, 64, 64, 64])")
-    assert three[4] == "resnet18     ResNet(2, 2, 2, 2), plain blocks, ndim=3  (input [3, 16, 112, 112])"
+    assert three[5:7] == ["", REGISTERED_HEADING]
+    assert three[7] == "resnet18     ResNet(2, 2, 2, 2), plain blocks, ndim=3  (input [3, 16, 112, 112])"
     assert main(["list", "--ndim", "1"]) == 0
     one = capsys.readouterr().out.splitlines()
-    assert one[2] == "bottleneck   BlockBottleneck1d(16, 32, stride=2)  (input [16, 255])"
+    assert one[3] == "bottleneck   BlockBottleneck1d(16, 32, stride=2)  (input [16, 255])"
 
 
 def test_the_module_docstring_examples_run_and_its_doctests_pass(capsys):

@@ -1,11 +1,11 @@
-"""1-D and 3-D follow exactly the 2-D rules of DESIGN.md ("Dimensions").
+"""1-D and 3-D follow exactly the 2-D rules (docs/scaling.md, and "In 1-D and 3-D" on each block's page).
 
 The same grid of blocks is checked in 1-D, 2-D and 3-D: output shapes, parameter counts, the order
 of the leaf layers and their torch classes, the up-sampling rule of the shortcut, ``output_size``
 at call time; then the layer factories, ``Upsample``, ResNet and the U-Net in 1-D and 3-D,
 randomized configurations (hypothesis), and the error messages of bad arguments and inputs.
 
-Expected values come from the rules in DESIGN.md, never from running the code under test:
+Expected values come from these rules (the sizes: docs/scaling.md), never from running the code under test:
 down-scaling with an odd kernel and padding ``(k - 1) // 2`` gives ``ceil(n / stride)``;
 up-scaling gives ``n * stride`` or exactly ``output_size``; a conv has ``prod(k) * in * out``
 weights (and ``out`` biases without a normalizer); a norm with affine parameters has 2 per
@@ -411,7 +411,7 @@ def test_upsample_takes_keywords_only():
 
 # ---- ResNet in 1-D and 3-D ------------------------------------------------------------------------------
 
-TORCHVISION_COUNTS = {  # DESIGN.md
+TORCHVISION_COUNTS = {  # torchvision's (docs/resnet.md)
     "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
     "resnet101": 44_549_160, "resnet152": 60_192_808,
 }

@@ -115,12 +115,20 @@ def test_meta_device_moves_everything(make, in_shape, out_shape):
     assert all(t.device.type == "meta" for t in model.state_dict().values())
     y = model(torch.empty(in_shape, device="meta"))
     assert y.device.type == "meta" and y.shape == out_shape
-    assert model(torch.empty(in_shape, device="meta"), **up_size(model)).shape[-2:] == (9, 8) or not up_size(model)
+    if up_scales(in_shape, out_shape):  # a call-time output size is honoured on meta too
+        assert model.upsamples is True
+        y = model(torch.empty(in_shape, device="meta"), output_size=(9, 8))
+        assert y.device.type == "meta" and y.shape == (*out_shape[:2], 9, 8)
+    else:  # a down-scaling block refuses one; a network has no up-sampling of its own to size
+        assert getattr(model, "upsamples", False) is False
+        if hasattr(model, "upsamples"):
+            with pytest.raises(ValueError, match=r"^output_size=\(9, 8\) given to a \w+ that does not up-"):
+                model(torch.empty(in_shape, device="meta"), output_size=(9, 8))
 
 
-def up_size(model):
-    """Call-time output size for an up-scaling module (none for the others)."""
-    return {"output_size": (9, 8)} if getattr(model, "upsamples", False) else {}
+def up_scales(in_shape, out_shape):
+    """True if a case's module up-samples: its output is wider than its input (the blocks with scaler='up')."""
+    return len(out_shape) == len(in_shape) and out_shape[-1] > in_shape[-1]
 
 
 def test_upsample_keeps_dtype_and_device():

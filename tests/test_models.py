@@ -1,6 +1,7 @@
 """Every registered model, in every dimension it supports (timm's and smp's model tests, sized for CI).
 
-The cases come from the registry (`blocks.list_models`): a model registered is a model tested.
+The cases come from the registry (`blocks.list_models`) and the command line's demos
+(`blocks.__main__.DEMOS`): a model registered, or shown by the command line, is a model tested.
 Each registered model runs at reduced width where it takes ``channels=`` (the level count kept,
 widths 2, 4, 8, ...) on an input just large enough for its depth; a model without ``channels=``
 (a ResNet, a block) runs at full width, and a full-width one heavier than `HEAVY` parameters only
@@ -39,12 +40,13 @@ from torchvision.models.feature_extraction import (
 )
 
 import blocks
+from blocks.__main__ import DEMOS
 from blocks.checks import named_class
 from blocks.conv import ConvModern
 from blocks.features import FeatureAPI
 from blocks.networks import DecoderNet, EncoderNet
 from blocks.presets import PRESETS
-from blocks.registry import list_models, model_entry
+from blocks.registry import ModelEntry, list_models, model_entry
 from blocks.residual import BlockBottleneck, BlockPlain, ResidualBlock
 from blocks.resnet import ARCHS, ResNet
 from blocks.unet import AE, UNet
@@ -55,8 +57,17 @@ BATCH = 2
 HEAVY = 20_000_000
 """Full-width models with more parameters than this run only on ``meta`` (3-D ResNets, ResNet-101 ...)."""
 
-CASES = [pytest.param(name, nd, id=f"{name}-{nd}d") for name in list_models() for nd in model_entry(name).ndims]
-"""(name, ndim) of every registered model in every dimension it supports."""
+NAMES = [*DEMOS, *list_models()]
+"""The command line's demos (blocks and a U-Net), then every registered name."""
+
+
+def entry_of(name: str) -> ModelEntry:
+    """The demo or the registry's entry of ``name``."""
+    return DEMOS[name] if name in DEMOS else model_entry(name)
+
+
+CASES = [pytest.param(name, nd, id=f"{name}-{nd}d") for name in NAMES for nd in entry_of(name).ndims]
+"""(name, ndim) of every demo and registered model in every dimension it supports."""
 
 RESNET_SIZES = {1: (64,), 2: (32, 40), 3: (16, 32, 33)}
 """Full-width ResNets: at 1/32 the deepest map keeps 2 x BATCH values per channel for batch norm."""
@@ -72,7 +83,7 @@ def count(model: nn.Module) -> int:
 def meta_model(name: str, nd: int) -> nn.Module:
     """The registered model with its defaults (full width), on ``meta``; read-only in the tests."""
     with torch.device("meta"):
-        return model_entry(name).create(ndim=nd)
+        return entry_of(name).create(ndim=nd)
 
 
 def spatial(levels: int, nd: int) -> tuple[int, ...]:
@@ -85,7 +96,7 @@ class Plan:
     """How one registered model runs here: its keywords (the narrow ``channels``), input and output shapes."""
 
     def __init__(self, name: str, nd: int) -> None:
-        entry, meta = model_entry(name), meta_model(name, nd)
+        entry, meta = entry_of(name), meta_model(name, nd)
         self.name, self.nd, self.entry = name, nd, entry
         self.overrides: dict = {}
         channels_in = entry.input_size(nd)[0]
@@ -191,11 +202,11 @@ def test_save_and_load_round_trip(name, nd, tmp_path):
 def summary_cases():
     """Each registered model once, in its lowest dimension where it runs (the tables do not depend on it)."""
     cases = []
-    for name in list_models():
+    for name in NAMES:
         try:
-            light = [nd for nd in model_entry(name).ndims if not Plan(name, nd).heavy]
+            light = [nd for nd in entry_of(name).ndims if not Plan(name, nd).heavy]
         except (Exception, pytest.fail.Exception):  # noqa: BLE001 - it fails in its own test, not at collection
-            light = list(model_entry(name).ndims)
+            light = list(entry_of(name).ndims)
         if light:
             cases.append(pytest.param(name, light[0], id=f"{name}-{light[0]}d"))
     return cases
@@ -218,7 +229,7 @@ def test_summaries_count_every_parameter(name, nd):
 
 # --------------------------------------------------------------------------------- full width on meta
 
-RESNET_PARAMETERS = {  # torchvision's (DESIGN.md)
+RESNET_PARAMETERS = {  # torchvision's (docs/resnet.md)
     "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "resnet101": 44_549_160,
     "resnet152": 60_192_808,
 }
@@ -227,7 +238,7 @@ COMMAND_LINE = {"conv": ConvModern, "plain": BlockPlain, "bottleneck": BlockBott
 
 def direct(name: str, nd: int) -> nn.Module:
     """The model built from its class, not through the registry's builder (on the current device)."""
-    kwargs = model_entry(name).defaults(nd)
+    kwargs = entry_of(name).defaults(nd)
     if name in PRESETS:
         network, layers, block = PRESETS[name]
         widths = tuple(64 * 2**i for i in range(len(layers)))
@@ -265,8 +276,8 @@ def test_full_width_parameters_on_meta(name, nd):
 def feature_cases():
     """Every registered feature backbone at reduced width, and the smallest ResNet of each dimension."""
     cases, resnets = [], {}
-    for name in list_models():
-        for nd in model_entry(name).ndims:
+    for name in NAMES:
+        for nd in entry_of(name).ndims:
             try:
                 model = meta_model(name, nd)
             except Exception:  # noqa: BLE001, S112 - test_full_width_parameters_on_meta reports it

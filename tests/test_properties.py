@@ -5,7 +5,7 @@ argument (and exactly the configurations the rules below refuse are refused), or
 then: gives the output shape of the formula, has finite gradients, and survives a ``state_dict``
 round trip into a fresh instance built with the same arguments (identical outputs afterwards).
 
-Expected values come from the definitions in DESIGN.md, never from the code under test:
+Expected values come from the definitions in docs/scaling.md, never from the code under test:
 down-scaling gives ``floor((n + 2p - k) / s) + 1``; up-scaling gives ``n * s`` or ``output_size``.
 Budgets are small (a few dozen examples each) so that the suite stays fast.
 """

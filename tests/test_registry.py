@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 
 import pytest
 import torch
@@ -53,8 +54,7 @@ def test_list_models_with_shell_patterns():
     assert list_models("*3d") == ["unet3d", "ae3d", "encodernet3d", "decodernet3d"]
     for nd in (1, 2, 3):  # every public network class of that dimension has its name
         assert sorted(list_models(f"*{nd}d")) == sorted(network_classes(nd)) and len(network_classes(nd)) == 4
-    assert list_models("unet*") == ["unet", "unet1d", "unet2d", "unet3d", "unet16", "unet32", "unet44", "unet65",
-                                    "unet83"]
+    assert list_models("unet*") == ["unet1d", "unet2d", "unet3d", "unet16", "unet32", "unet44", "unet65", "unet83"]
     assert list_models("decnet??") == ["decnet13", "decnet33", "decnet48", "decnet63"]
     assert list_models("encnet[14]*") == ["encnet12", "encnet47"]
     assert list_models("RESNET*") == [] and list_models("nothing*") == []
@@ -63,8 +63,8 @@ def test_list_models_with_shell_patterns():
 
 def test_list_models_names_everything_once_in_registration_order():
     names = list_models()
-    assert names == list(_MODELS) and len(set(names)) == len(names) == 39
-    assert names[:5] == ["conv", "plain", "bottleneck", "unet", "resnet18"]
+    assert names == list(_MODELS) and len(set(names)) == len(names) == 35
+    assert names[:6] == [*RESNETS, "unet1d"]
     assert names[-4:] == ["decnet13", "decnet33", "decnet48", "decnet63"]
     assert [n for n in names if n in PRESETS] == list(PRESETS)
     assert [n for n in names if n in ARCHS] == list(ARCHS) == RESNETS
@@ -80,9 +80,6 @@ def expected_class(name: str, nd: int) -> str:
         return f"{PRESETS[name].network.__name__}{nd}d"
     if name in ARCHS:
         return "ResNet"
-    command_line = {"conv": "ConvModern", "plain": "BlockPlain", "bottleneck": "BlockBottleneck", "unet": "UNet"}
-    if name in command_line:
-        return f"{command_line[name]}{nd}d"
     (cls,) = [c for c in blocks.__all__ if c.lower() == name]
     return cls
 
@@ -102,15 +99,30 @@ def test_create_model_examples():
         assert create_model("decnet13", ndim=1).out_size == (4096,)
         assert create_model("decnet13", ndim=3).out_size == (64, 64, 64)
         assert create_model("decodernet2d", out_size=(97, 31)).out_size == (97, 31)  # a keyword beats a default
-        unet = create_model("unet", ndim=1, channels=(4, 8), layers=1)
-        assert type(unet) is blocks.UNet1d and unet.in_planes == 1 and unet.out_planes == 2 and unet.channels == (4, 8)
     assert model_entry("resnet18").describe(3) == "ResNet(2, 2, 2, 2), plain blocks, ndim=3"
     assert model_entry("resnet50").describe() == "ResNet(3, 4, 6, 3), bottleneck blocks"
     assert model_entry("unet16").describe() == (
         "MDNC's unet16: a 3-level U-Net of plain blocks, [2, 1, 1] per level, 64..256 channels by default."
     )
-    with torch.device("meta"):
-        block = create_model("bottleneck", ndim=3)
+
+
+def test_the_command_lines_demos_are_its_own_not_registered():
+    assert list(cli.DEMOS) == ["conv", "plain", "bottleneck", "unet"]
+    assert set(cli.DEMOS).isdisjoint(_MODELS) and set(cli.DEMOS).isdisjoint(list_models())
+    for name in cli.DEMOS:
+        with pytest.raises(ValueError, match=rf"^unknown model '{name}'"):
+            create_model(name)
+        with pytest.raises(ValueError, match=rf"^unknown model '{name}'"):
+            model_entry(name)
+    with pytest.raises(ValueError) as error:
+        create_model("unet")
+    assert str(error.value) == (
+        f"unknown model 'unet'; did you mean 'unet2d', 'unet83', 'unet65'? (list_models() names all {len(_MODELS)})"
+    )
+    with torch.device("meta"):  # the demos build as the registry's entries did
+        unet = cli.DEMOS["unet"].create(ndim=1, channels=(4, 8), layers=1)
+        assert type(unet) is blocks.UNet1d and unet.in_planes == 1 and unet.out_planes == 2 and unet.channels == (4, 8)
+        block = cli.DEMOS["bottleneck"].create(ndim=3)
         assert type(block) is blocks.BlockBottleneck3d and block.in_planes == 16 and block.out_planes == 32
 
 
@@ -123,6 +135,9 @@ def test_unknown_name_names_the_closest():
     with pytest.raises(ValueError) as error:
         create_model("zzzz")
     assert str(error.value) == f"unknown model 'zzzz' (list_models() names all {len(_MODELS)})"
+    for generic, two_d in [("AE", "ae2d"), ("encodernet", "encodernet2d")]:  # a network's 2-D name first
+        with pytest.raises(ValueError, match=rf"^unknown model '{generic}'; did you mean '{two_d}'[,?]"):
+            create_model(generic)
 
 
 def test_a_single_dimension_entry_refuses_other_dimensions():
@@ -190,7 +205,9 @@ def test_register_model_adds_a_name(registered):
     assert status == 0
     lines = out.splitlines()
     assert lines[-1] == f"{TEST_NAME:12s} A tiny U-Net for the registry tests.  (input [1, 9, 10])"
-    assert len(lines) == sum(2 in model_entry(n).ndims for n in list_models())
+    registered = out.split("\n\n")[1].splitlines()
+    assert registered[0] == "Registered models (blocks.create_model):"
+    assert len(registered) - 1 == sum(2 in model_entry(n).ndims for n in list_models())
     status, out = run_cli(["list", "--ndim", "1"])
     assert out.splitlines()[-1] == f"{TEST_NAME:12s} A tiny U-Net for the registry tests.  (input [1, 9])"
     status, out = run_cli(["list", "--ndim", "3"])
@@ -213,12 +230,49 @@ def test_register_model_with_a_name_defaults_and_descriptions():
         block = create_model(name, stride=2)
         assert type(block) is blocks.BlockPlain3d and (block.in_planes, block.out_planes) == (2, 4)
         assert block(torch.randn(1, 2, 5, 6, 7)).shape == (1, 4, 3, 3, 4)
-        register_model(name, input_sizes={3: (2, 5, 5, 5)})(lambda **kw: blocks.BlockPlain3d(2, 2, **kw))
+        names = list_models()
+        register_model(name, input_sizes={3: (2, 5, 5, 5)}, replace=True)(lambda **kw: blocks.BlockPlain3d(2, 2, **kw))
         assert list_models(name) == [name] and model_entry(name).input_size() == (2, 5, 5, 5)  # replaced
+        assert list_models() == names  # in its place
         assert create_model(name).out_planes == 2
     finally:
         _MODELS.pop(name, None)
     assert name not in list_models()
+
+
+def test_register_model_refuses_a_taken_name_unless_replace(registered):
+    _, builder = registered
+    names, entry = list_models(), model_entry(TEST_NAME)
+    message = f"register_model got name='{TEST_NAME}', which is already registered; pass replace=True to replace it"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        register_model(TEST_NAME, input_sizes={3: (1, 8, 8, 8)})(lambda **kw: blocks.UNet3d(**kw))
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):  # the name taken from the builder
+        register_model(input_sizes={3: (1, 8, 8, 8)})(builder)
+    assert model_entry(TEST_NAME) is entry and entry.ndims == (1, 2) and entry.build is builder  # unchanged
+    assert list_models() == names
+    message = "register_model got name='resnet18', which is already registered; pass replace=True to replace it"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):  # the package's own names too
+        register_model("resnet18", input_sizes={2: (3, 32, 32)})(builder)
+    assert model_entry("resnet18").input_size() == (3, 224, 224) and type(create_model("resnet18")) is ResNet
+
+    with pytest.raises(TypeError):  # keyword-only
+        register_model(TEST_NAME, {2: (1, 9, 9)}, None, "", True)
+    for bad in (1, "yes", None):
+        message = f"register_model got replace={bad!r}; it must be True or False"
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            register_model(TEST_NAME, input_sizes={2: (1, 9, 9)}, replace=bad)
+    assert model_entry(TEST_NAME) is entry
+
+    assert register_model(TEST_NAME, input_sizes={2: (1, 9, 9)}, replace=True)(builder) is builder
+    assert model_entry(TEST_NAME) is not entry and model_entry(TEST_NAME).ndims == (2,)
+    assert list_models() == names  # replaced in its place
+    assert create_model(TEST_NAME).channels == (2, 4)
+    new_name = f"{TEST_NAME}_new"
+    try:  # replace=True on a free name simply registers it
+        register_model(new_name, input_sizes={2: (1, 9, 9)}, replace=True)(builder)
+        assert list_models() == [*names, new_name]
+    finally:
+        _MODELS.pop(new_name, None)
 
 
 # ------------------------------------------------------------------------------------ default inputs

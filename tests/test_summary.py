@@ -54,7 +54,7 @@ Estimated Total Size (MB): 1.39
 
 
 class BlockBottleneck2d(nn.Module):
-    """Hand-made copy of DESIGN.md's example block (16 -> 32 channels, stride (1, 2))."""
+    """Hand-made copy of the example block of docs/bottleneck.md (16 -> 32 channels, stride (1, 2))."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""Tracing, export, compile and gradient checkpointing in 1-D, 2-D and 3-D (DESIGN.md, "Tracing and export").
+"""Tracing, export, compile and gradient checkpointing in 1-D, 2-D and 3-D (docs/design.md, input checks and tracing).
 
 One fixed set of tiny models per dimension: a plain block, an up-scaling bottleneck with an
 ``output_size``, a ResNet of one plain block per stage and a U-Net of three levels. Each must work

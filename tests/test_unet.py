@@ -13,6 +13,7 @@ from torch import nn
 from blocks import BlockBottleneck2d, BlockPlain2d, UNet2d
 from blocks.__main__ import main
 from blocks.decoder import DecoderStage
+from blocks.resnet import from_torchvision, resnet34
 from blocks.summary import shape_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -353,9 +354,8 @@ def test_backbone_returning_a_tensor_is_refused():
 
 
 def test_resnet34_encoder_maps_97_by_131_to_97_by_131():
-    resnet = pytest.importorskip("blocks.resnet")
     torch.manual_seed(0)
-    model = UNet2d(encoder=resnet.resnet34(in_planes=1, num_classes=None), out_planes=2)
+    model = UNet2d(encoder=resnet34(in_planes=1, num_classes=None), out_planes=2)
     assert model.channels == (64, 64, 128, 256, 512) and model.reductions == (2, 4, 8, 16, 32)
     assert model.min_size == 33
     x = torch.randn(1, 1, 97, 131)
@@ -368,12 +368,11 @@ def test_resnet34_encoder_maps_97_by_131_to_97_by_131():
 
 
 def test_resnet34_from_torchvision_features_equal_torchvision():
-    resnet = pytest.importorskip("blocks.resnet")
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
     tv = torchvision.models.resnet34().eval()
     tv.fc = nn.Identity()
-    model = UNet2d(encoder=resnet.from_torchvision(tv), out_planes=2).eval()
+    model = UNet2d(encoder=from_torchvision(tv), out_planes=2).eval()
     assert model.in_planes == 3
     x = torch.randn(2, 3, 97, 131)
     with torch.no_grad():
