@@ -125,7 +125,7 @@ def test_compiled_and_channels_last_training_steps_complete_with_eager_results(n
         "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"),
     }
     done = subprocess.run(
-        [sys.executable, str(script), str(ndim)], capture_output=True, text=True, timeout=900, env=env
+        [sys.executable, str(script), str(ndim)], check=False, capture_output=True, text=True, timeout=900, env=env
     )
     assert done.returncode == 0, f"the child ended with {done.returncode}:\n{done.stderr[-3000:]}"
     report = json.loads(done.stdout.strip().splitlines()[-1])
