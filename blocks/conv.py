@@ -216,9 +216,11 @@ class ConvModern(Configurable, Layers):
     ``layer_order='old'``: [up] -> conv -> norm(out) -> act(out). With a normalizer the conv has no
     bias. Without one it has a bias and the unit is [up] -> conv -> act(out) in either order (MDNC).
 
-    ``scaler='down'`` gives the conv the ``stride``. ``scaler='up'`` puts an `Upsample`
-    (linear, bilinear or trilinear, ``align_corners=True``) right before a stride-1 conv, to
-    ``scale_factor=stride`` or to exactly ``output_size`` when given.
+    ``scaler='down'`` gives the conv the ``stride``; a 1x1 conv without padding and with fewer than 16
+    input channels has stride 1 instead, after a subsampling of its input by ``stride`` held in
+    ``subsample`` (`subsamples`: it routes around a oneDNN bug; same weights and outputs).
+    ``scaler='up'`` puts an `Upsample` (linear, bilinear or trilinear, ``align_corners=True``) right
+    before a stride-1 conv, to ``scale_factor=stride`` or to exactly ``output_size`` when given.
 
     `ConvModern1d`, `ConvModern2d` and `ConvModern3d` are this class with ``ndim`` fixed. Int-or-tuple
     arguments take one value per spatial dimension.
