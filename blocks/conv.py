@@ -41,6 +41,46 @@ __all__ = [
     "same_padding",
 ]
 
+SUBSAMPLED_BELOW = 16
+"""Input channels under which a strided 1x1 conv subsamples its input instead (`subsamples`): oneDNN's
+widest float32 channel block (16 with AVX-512, 8 with AVX2)."""
+
+
+def subsamples(
+    in_planes: int, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: tuple[int, ...]
+) -> bool:
+    """Whether a down-scaling conv is computed as a stride-1 conv on every ``stride``-th input position.
+
+    That is the case for a strided 1x1 conv without padding and with fewer than `SUBSAMPLED_BELOW` input
+    channels: same weights, same output, of the same size. The subsampling is an average pooling of
+    kernel 1 (exact), whose output size has the conv's formula, so dynamic shapes export alike. The oneDNN bundled
+    with PyTorch (v3.12.0, torch 2.13 and 2.14) computes the weight gradient of such a conv on a
+    channels-last input past its scratch buffer (uxlfoundation/oneDNN#6035): the process dies
+    (segmentation fault, heap corruption) or hangs, or the gradient is wrong. ``torch.compile`` turns
+    2-D convs channels-last on the CPU, so a compiled training step meets it; the conv has stride 1
+    instead, and the faulty kernel is never used. The rule is fixed at construction (a compiled graph
+    changes layouts after it is traced); ResNets' shortcuts (64 channels and more) keep a strided conv.
+
+    Args:
+        in_planes: Input channels of the conv.
+        kernel_size: Its kernel size, one per dimension.
+        stride: Its down-scaling stride, one per dimension.
+        padding: Its padding, one per dimension.
+
+    Returns:
+        True if the conv is to subsample its input and have stride 1.
+
+    Examples:
+        >>> subsamples(8, (1, 1), (2, 2), (0, 0)), subsamples(64, (1, 1), (2, 2), (0, 0))
+        (True, False)
+    """
+    pointwise = all(k == 1 for k in kernel_size) and all(p == 0 for p in padding)
+    return pointwise and any(s > 1 for s in stride) and in_planes < SUBSAMPLED_BELOW
+
+
+AVG_POOLS = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+"""Average pooling by number of spatial dimensions; of kernel 1, the subsampling of `subsamples`."""
+
 MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 """Interpolation mode of `Upsample` by number of spatial dimensions."""
 
@@ -212,9 +252,11 @@ class ConvModern(Configurable, ChannelAliases, Layers):
     ``layer_order='old'``: [up] -> conv -> norm(out) -> act(out). With a normalizer the conv has no
     bias. Without one it has a bias and the unit is [up] -> conv -> act(out) in either order (MDNC).
 
-    ``scaler='down'`` gives the conv the ``stride``. ``scaler='up'`` puts an `Upsample`
-    (linear, bilinear or trilinear, ``align_corners=True``) right before a stride-1 conv, to
-    ``scale_factor=stride`` or to exactly ``output_size`` when given.
+    ``scaler='down'`` gives the conv the ``stride``; a 1x1 conv without padding and with fewer than 16
+    input channels has stride 1 instead, after a subsampling of its input by ``stride`` held in
+    ``subsample`` (`subsamples`: it routes around a oneDNN bug; same weights and outputs).
+    ``scaler='up'`` puts an `Upsample` (linear, bilinear or trilinear, ``align_corners=True``) right
+    before a stride-1 conv, to ``scale_factor=stride`` or to exactly ``output_size`` when given.
 
     Two named variants make a network's edges from the same rule:
 
@@ -300,11 +342,14 @@ class ConvModern(Configurable, ChannelAliases, Layers):
             raise ValueError(f"bias={bias!r} must be True, False or None (None: a bias only without a normalizer)")
 
         upsamples = scaler == "up" and (any(s != 1 for s in stride) or output_size is not None)
+        # The stride of a conv that subsamples its input instead (`subsamples`); the conv has stride 1.
+        subsampled = scaler == "down" and subsamples(in_planes, kernel_size, stride, padding)
+        self.subsample = stride if subsampled else None
         conv = torch_layer("Conv", ndim)(
             in_planes,
             out_planes,
             kernel_size,
-            stride=stride if scaler == "down" else 1,
+            stride=stride if scaler == "down" and not subsampled else 1,
             padding=padding,
             bias=is_null(normalizer) if bias is None else bias,
         )
@@ -377,8 +422,14 @@ class ConvModern(Configurable, ChannelAliases, Layers):
         """
         self.check(x, output_size)
         for layer in self:
+            if self.subsample is not None and layer is self.conv:
+                x = AVG_POOLS[self.ndim](x, 1, self.subsample)  # every stride-th position
             x = layer(x, output_size) if isinstance(layer, Upsample) else layer(x)
         return x
+
+    def extra_repr(self) -> str:
+        """``subsample=...`` when the conv subsamples its input instead of striding (`subsamples`)."""
+        return "" if self.subsample is None else f"subsample={self.subsample}"
 
 
 class ConvModern1d(ConvModern):

@@ -878,13 +878,17 @@ def kind_of(layer: nn.Module) -> str:
     return "other"
 
 
-def layer_box(layer: nn.Module, outputs: dict[int, Any]) -> Box:
-    """The box of one leaf layer: what it is, its output shape (per sample) and its parameters."""
+def layer_box(layer: nn.Module, outputs: dict[int, Any], stride: Sequence[int] | None = None) -> Box:
+    """The box of one leaf layer: what it is, its output shape (per sample) and its parameters.
+
+    ``stride`` overrides a conv's own: the stride of a unit whose conv subsamples its input instead.
+    """
     if isinstance(layer, CONVS):
         sizes = layer.kernel_size
         kernel = f"{sizes[0]}-wide" if len(sizes) == 1 else "×".join(map(str, sizes))
         label = f"{type(layer).__name__} {kernel}, {layer.in_channels}→{layer.out_channels}"
-        label += f", stride {pair_text(layer.stride)}" if any(s != 1 for s in layer.stride) else ""
+        stride = stride or layer.stride
+        label += f", stride {pair_text(stride)}" if any(s != 1 for s in stride) else ""
         label += ", bias" if layer.bias is not None else ""
     elif isinstance(layer, nn.Upsample):
         size = layer.size
@@ -906,7 +910,9 @@ def describe(model: nn.Module, input_size: Sequence[int]) -> Diagram:
     result, outputs = meta_forward(model, (1, *input_size), leaves)
 
     def unit_group(unit: nn.Module, title: str) -> tuple[str, list[Box]]:
-        return title, [layer_box(layer, outputs) for layer in unit.children()]
+        subsample = getattr(unit, "subsample", None)  # blocks.conv.subsamples: the conv's stride, taken before it
+        return title, [layer_box(layer, outputs, subsample if isinstance(layer, CONVS) else None)
+                       for layer in unit.children()]
 
     def unit_title(unit: nn.Module) -> str:
         return f"{type(unit).__name__} {unit.in_planes}→{unit.out_planes}"

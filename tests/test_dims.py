@@ -230,7 +230,9 @@ def test_grid_shapes_params_layers_and_classes(nd, block, order, scaling, norm_i
             assert not any("up" in u._modules for i, u in enumerate(block_.branch) if i != 1)
             if projects:
                 assert ("up" in block_.shortcut._modules) == upsamples
-                assert block_.shortcut.conv.stride == (stride if scaler == "down" else (1,) * nd)
+                # a 1x1 conv with few input channels subsamples its input instead (blocks.conv.subsamples)
+                shortcut_stride = block_.shortcut.subsample or block_.shortcut.conv.stride
+                assert shortcut_stride == (stride if scaler == "down" else (1,) * nd)
                 assert block_.shortcut.conv.kernel_size == (1,) * nd
             else:
                 assert block_.shortcut is None
