@@ -34,7 +34,7 @@ from .checks import (
     resolve_ndim,
 )
 from .configurable import Configurable, records_config
-from .layers import LayerSpec, in_place, is_null, make_activator, make_normalizer, torch_layer
+from .layers import DropoutSpec, LayerSpec, in_place, is_null, make_activator, make_dropout, make_normalizer, torch_layer
 
 __all__ = [
     "ChannelAliases", "ConvModern", "ConvModern1d", "ConvModern2d", "ConvModern3d", "Layers", "NormAct", "Upsample", "norm_act", "resample",
@@ -267,6 +267,9 @@ class ConvModern(Configurable, ChannelAliases, Layers):
       ``'old'`` residual branch, activated after the sum). In ``'new'`` order norm -> act -> conv,
       the activation before the conv even without a normalizer; in ``'old'`` order conv -> norm.
 
+    ``dropout`` puts a dropout right after the conv: conv -> dropout -> norm -> act in ``'old'``
+    order (nnU-Net's ``ConvDropoutNormReLU``), norm -> act -> conv -> dropout in ``'new'`` order.
+
     `ConvModern1d`, `ConvModern2d` and `ConvModern3d` are this class with ``ndim`` fixed. Int-or-tuple
     arguments take one value per spatial dimension.
 
@@ -282,6 +285,9 @@ class ConvModern(Configurable, ChannelAliases, Layers):
         layer_order: ``'new'`` or ``'old'``.
         scaler: ``'down'`` or ``'up'``.
         bias: Whether the conv has a bias; None (the default) means "only without a normalizer".
+            True beside a normalizer is nnU-Net's ``conv_bias=True``.
+        dropout: None, a probability (``nn.Dropout(p)``) or a factory ``f() -> nn.Module``
+            (``lambda: nn.Dropout3d(0.2)``), applied right after the conv; see `blocks.layers.make_dropout`.
         bare: The conv alone (see above).
         linear_output: No activation after the conv (see above).
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
@@ -320,6 +326,7 @@ class ConvModern(Configurable, ChannelAliases, Layers):
         scaler: str = "down",
         *,
         bias: bool | None = None,
+        dropout: DropoutSpec = None,
         bare: bool = False,
         linear_output: bool = False,
         ndim: int | None = None,
@@ -356,6 +363,7 @@ class ConvModern(Configurable, ChannelAliases, Layers):
         scaled = {
             "up": Upsample(size=output_size, scale_factor=stride, ndim=ndim) if upsamples else None,
             "conv": conv,
+            "dropout": make_dropout(dropout),
         }
         if bare:
             layers = scaled

@@ -61,7 +61,8 @@ class DecoderStage(nn.Module):
     * ``'interpolate'`` (smp's lighter way) or ``'nearest'`` (smp's): a plain `Upsample` to the
       skip's size, no learnable layer, ``in_planes`` channels kept;
     * ``'transpose'`` (nnU-Net's and MONAI's): a transposed conv ``in_planes -> out_planes`` with
-      kernel = stride = ``stride``, then `crop_to` the skip's size.
+      kernel = stride = ``stride`` (with a bias unless ``spec.bias`` is False), then `crop_to` the
+      skip's size.
 
     Then ``torch.cat((up, skip))`` and ``blocks``: ``layers`` blocks (or units, for ``'conv'``), the
     first from the concatenation's channels to ``out_planes``. With ``skip_planes=0`` there is no
@@ -113,7 +114,7 @@ class DecoderStage(nn.Module):
             first = out_planes + skip_planes
         elif upsample == "transpose":
             conv = torch_layer("ConvTranspose", spec.ndim)
-            self.up = conv(in_planes, out_planes, kernel_size=stride, stride=stride)
+            self.up = conv(in_planes, out_planes, kernel_size=stride, stride=stride, bias=spec.bias is not False)
             first = out_planes + skip_planes
         else:
             if layers == 0 and in_planes != out_planes:
@@ -200,6 +201,8 @@ class Decoder(nn.ModuleList):
         upsample: How each stage up-scales (see `DecoderStage`).
         kernel_sizes: Kernel size of each level's convs (the stage of level ``i`` uses
             ``kernel_sizes[i]``), or None for ``spec.kernel_size``.
+        hidden_planes: An explicit hidden width of each level's blocks (None entries: the spec's
+            rule), or None.
 
     Raises:
         ValueError: If ``widths`` has the wrong length or the reductions do not fit.
@@ -223,6 +226,7 @@ class Decoder(nn.ModuleList):
         widths: Sequence[int] | None = None,
         upsample: str = "block",
         kernel_sizes: Sequence[Sequence[int]] | None = None,
+        hidden_planes: Sequence[int | None] | None = None,
     ) -> None:
         check_choice("upsample", upsample, UPSAMPLES)
         levels = len(channels) - 1
@@ -232,6 +236,7 @@ class Decoder(nn.ModuleList):
         per_dim = [check_tuple("reduction", r, ndim) for r in reductions]
         steps = steps_between(per_dim)
         kernels = (spec.kernel_size,) * len(channels) if kernel_sizes is None else kernel_sizes
+        hidden = (None,) * len(channels) if hidden_planes is None else hidden_planes
         extra = _extra_factors(per_dim[0], widths is not None)
         if widths is None:
             widths = [channels[i] for i in reversed(range(levels))] + [channels[0]] * len(extra)
@@ -250,12 +255,12 @@ class Decoder(nn.ModuleList):
         ins = [channels[-1], *widths[:-1]]
         stages = [
             DecoderStage(ins[j], channels[levels - 1 - j] if fuses else 0, widths[j], layers[j],
-                         spec.with_kernel(kernels[levels - 1 - j]), upsample, steps[levels - 1 - j])
+                         spec.at_level(kernels[levels - 1 - j], hidden[levels - 1 - j]), upsample, steps[levels - 1 - j])
             for j in range(levels)
         ]
         before = [per_dim[0], *extra[:-1]]
         stages += [
-            DecoderStage(ins[j], 0, widths[j], extra_blocks, spec.with_kernel(kernels[0]), upsample,
+            DecoderStage(ins[j], 0, widths[j], extra_blocks, spec.at_level(kernels[0], hidden[0]), upsample,
                          tuple(b // a for b, a in zip(before[t], extra[t])))
             for t, j in enumerate(range(levels, len(widths)))
         ]

@@ -14,13 +14,16 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .checks import LAYER_ORDERS, check_choice, check_ints, check_odd_kernel, named_class
+from .checks import LAYER_ORDERS, check_bool, check_choice, check_ints, check_odd_kernel, is_int, named_class
 from .conv import ConvModern, same_padding
-from .layers import LayerSpec, check_layer_spec
+from .layers import DropoutSpec, LayerSpec, check_layer_spec, make_dropout
 from .levels import check_kernel_sizes, check_strides, default_strides, reductions_of
-from .residual import STAGE_BLOCKS, BlockSpec
+from .residual import HIDDEN_WIDTHS, SHORTCUTS, STAGE_BLOCKS, BlockSpec
 
-__all__ = ["DEFAULT_CHANNELS", "Encoder", "check_channels", "family_levels", "family_spec", "make_unet_stem"]
+__all__ = [
+    "DEFAULT_CHANNELS", "Encoder", "check_channels", "check_hidden_planes", "family_levels", "family_spec",
+    "make_unet_stem",
+]
 
 DEFAULT_CHANNELS = (64, 128, 256, 512, 1024)
 """Channels per level of the default U-Net family."""
@@ -46,7 +49,17 @@ def check_channels(channels: Any) -> tuple[int, ...]:
 
 
 def family_spec(
-    block: str, kernel_size: Any, normalizer: LayerSpec, activator: LayerSpec, layer_order: str, ndim: int
+    block: str,
+    kernel_size: Any,
+    normalizer: LayerSpec,
+    activator: LayerSpec,
+    layer_order: str,
+    ndim: int,
+    *,
+    width: str = "narrow",
+    bias: bool | None = None,
+    dropout: DropoutSpec = None,
+    shortcut: str = "auto",
 ) -> BlockSpec:
     """Check the block arguments every network of the U-Net family takes; return them as one `BlockSpec`.
 
@@ -61,8 +74,44 @@ def family_spec(
     check_layer_spec(normalizer, "normalizer")
     check_layer_spec(activator, "activator")
     check_choice("layer_order", layer_order, LAYER_ORDERS)
+    check_choice("shortcut", shortcut, SHORTCUTS)
+    if bias is not None:
+        check_bool("bias", bias)
+    make_dropout(dropout)  # checks the spec
     kernel = check_odd_kernel(kernel_size, ndim)
-    return BlockSpec(block, kernel, normalizer, activator, layer_order, "narrow", ndim)
+    return BlockSpec(block, kernel, normalizer, activator, layer_order, width, ndim, bias, dropout, shortcut)
+
+
+def check_hidden_planes(value: Any, levels: int) -> tuple[str, tuple[int | None, ...]]:
+    """The hidden width of a network's blocks: a rule of `HIDDEN_WIDTHS`, or explicit per level.
+
+    Args:
+        value: None (the family's ``'narrow'`` rule), a rule name, or ``levels`` positive ints
+            (nnU-Net's ``bottleneck_channels``: every block of level ``i`` is ``value[i]`` wide).
+        levels: The number of levels.
+
+    Returns:
+        The rule and one explicit width (or None) per level.
+
+    Raises:
+        ValueError: For an unknown rule or a wrong count of widths.
+
+    Examples:
+        >>> check_hidden_planes("output", 2), check_hidden_planes((4, 8), 2)
+        (('output', (None, None)), ('narrow', (4, 8)))
+    """
+    if value is None or isinstance(value, str):
+        rule = check_choice("hidden_planes", "narrow" if value is None else value, tuple(HIDDEN_WIDTHS))
+        return rule, (None,) * levels
+    if is_int(value):
+        value = (value,) * levels
+    try:
+        return "narrow", check_ints("hidden_planes", value, levels)
+    except ValueError:
+        raise ValueError(
+            f"hidden_planes={value!r} must be a rule in {sorted(HIDDEN_WIDTHS)}, or {levels} positive ints "
+            "(the blocks' width at each level)"
+        ) from None
 
 
 def make_unet_stem(in_planes: int, out_planes: int, spec: BlockSpec) -> ConvModern:
@@ -70,7 +119,8 @@ def make_unet_stem(in_planes: int, out_planes: int, spec: BlockSpec) -> ConvMode
 
     In ``'new'`` order it is a bare unit (``bare=True``: every block starts with its own norm and
     activation), with a bias (``bias=True``, 0.1.0's layout, unlike `ResNet`'s bias-free
-    pre-activation stem); in ``'old'`` order conv -> norm -> act.
+    pre-activation stem); in ``'old'`` order conv -> [dropout] -> norm -> act (nnU-Net's stem).
+    The spec's ``bias``, when not None, decides the bias in either order.
 
     Examples:
         >>> list(make_unet_stem(1, 8, BlockSpec())._modules)
@@ -78,9 +128,10 @@ def make_unet_stem(in_planes: int, out_planes: int, spec: BlockSpec) -> ConvMode
     """
     kernel = check_odd_kernel(spec.kernel_size, spec.ndim)
     bare = spec.layer_order == "new"
+    bias = spec.bias if spec.bias is not None else (True if bare else None)
     return named_class(ConvModern, spec.ndim)(
         in_planes, out_planes, kernel, 1, same_padding(kernel), None, spec.normalizer, spec.activator,
-        spec.layer_order, bias=True if bare else None, bare=bare,
+        spec.layer_order, bias=bias, dropout=spec.dropout, bare=bare,
     )
 
 
@@ -115,10 +166,11 @@ def family_levels(
 class Encoder(nn.ModuleList):
     """The stages of the own encoder: stage ``i`` outputs level ``i``, made by ``strides[i]`` from its input.
 
-    Stage 0 starts from ``channels[0]`` (the stem's output); each stage starts with a block of
-    stride ``strides[i]`` (``n -> ceil(n / s)`` per side) that changes the channels, then
-    ``layers[i] - 1`` more blocks, all built by ``spec`` with level ``i``'s kernel size. By default
-    stage 0 keeps the size and each next one halves it.
+    Stage 0 starts from ``in_planes`` (the stem's output, by default ``channels[0]``); each stage
+    starts with a block of stride ``strides[i]`` (``n -> ceil(n / s)`` per side) that changes the
+    channels, then ``layers[i] - 1`` more blocks, all built by ``spec`` with level ``i``'s kernel
+    size (and hidden width, if given). By default stage 0 keeps the size and each next one halves
+    it. A stage of 0 blocks (the identity) is allowed where nothing changes.
 
     Args:
         channels: Channels per level.
@@ -126,6 +178,8 @@ class Encoder(nn.ModuleList):
         spec: How the blocks are built (type, kernel, normalizer, activator, order, dimension).
         strides: One stride per level and dimension; None for ``(1, 2, 2, ...)``.
         kernel_sizes: One kernel size per level and dimension; None for ``spec.kernel_size`` everywhere.
+        in_planes: Input channels of stage 0; None for ``channels[0]``.
+        hidden_planes: An explicit hidden width per level (None entries: the spec's rule), or None.
 
     Attributes:
         feature_info: timm's description of the outputs: ``num_chs``, ``reduction`` (relative to the
@@ -149,11 +203,16 @@ class Encoder(nn.ModuleList):
         spec: BlockSpec,
         strides: Sequence[Sequence[int]] | None = None,
         kernel_sizes: Sequence[Sequence[int]] | None = None,
+        *,
+        in_planes: int | None = None,
+        hidden_planes: Sequence[int | None] | None = None,
     ) -> None:
         strides = default_strides(len(channels), spec.ndim) if strides is None else strides
         kernels = (spec.kernel_size,) * len(channels) if kernel_sizes is None else kernel_sizes
+        hidden = (None,) * len(channels) if hidden_planes is None else hidden_planes
+        ins = [channels[0] if in_planes is None else in_planes, *channels[:-1]]
         super().__init__(
-            spec.with_kernel(kernels[i]).stage(channels[max(i - 1, 0)], channels[i], layers[i], stride=strides[i])
+            spec.at_level(kernels[i], hidden[i]).stage(ins[i], channels[i], layers[i], stride=strides[i])
             for i in range(len(channels))
         )
         self.feature_info = [

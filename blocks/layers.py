@@ -34,6 +34,8 @@ __all__ = [
     "register_activator",
     "make_normalizer",
     "make_activator",
+    "make_dropout",
+    "DropoutSpec",
     "check_layer_spec",
     "in_place",
     "is_null",
@@ -320,6 +322,47 @@ def make_activator(spec: LayerSpec, channels: int, ndim: int = 2) -> nn.Module |
         PReLU(num_parameters=16)
     """
     return _make(spec, channels, "activator", ACTIVATORS, ndim)
+
+
+DropoutSpec = Union[None, float, Callable[[], nn.Module]]
+"""What ``dropout=`` accepts: None (none), a probability ``p`` (``nn.Dropout(p)``) or a factory ``f() -> nn.Module``."""
+
+
+def make_dropout(spec: DropoutSpec) -> nn.Module | None:
+    """Build the dropout that follows a conv (nnU-Net's ``conv -> dropout -> norm -> act``).
+
+    Args:
+        spec: None or 0 for none; a probability ``0 < p < 1`` for ``nn.Dropout(p)`` (element-wise);
+            or a factory called with no argument, e.g. ``lambda: nn.Dropout3d(0.2)``.
+
+    Returns:
+        The layer, or None.
+
+    Raises:
+        ValueError: If ``spec`` is a number outside ``[0, 1)`` or a factory that does not return a module.
+        TypeError: If ``spec`` is a layer instance (each conv needs its own).
+
+    Examples:
+        >>> make_dropout(0.2), make_dropout(None)
+        (Dropout(p=0.2, inplace=False), None)
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, nn.Module):
+        raise TypeError(
+            f"dropout={spec!r} is a layer instance; pass its probability or a factory such as "
+            f"lambda: nn.{type(spec).__name__}(...), so that each conv gets its own"
+        )
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        if not 0 <= spec < 1:
+            raise ValueError(f"dropout={spec!r} must be a probability 0 <= p < 1, None, or a factory f() -> nn.Module")
+        return nn.Dropout(float(spec)) if spec > 0 else None
+    if callable(spec):
+        layer = spec()
+        if not isinstance(layer, nn.Module):
+            raise ValueError(f"dropout factory {spec!r} returned {type(layer).__name__}, not an nn.Module")
+        return layer
+    raise ValueError(f"dropout={spec!r} must be None, a probability 0 <= p < 1, or a factory f() -> nn.Module")
 
 
 FRESH_OUTPUT_LAYERS = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)

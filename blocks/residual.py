@@ -13,6 +13,7 @@ and hands it in; a block built alone builds its own by the same rule (``shortcut
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Union
@@ -25,6 +26,7 @@ from .checks import (
     IntOrTuple,
     check_bool,
     check_call,
+    check_choice,
     check_positive_int,
     check_tuple,
     named_class,
@@ -32,12 +34,12 @@ from .checks import (
 )
 from .configurable import Configurable, records_config
 from .conv import ChannelAliases, ConvModern, same_padding
-from .layers import LayerSpec, in_place, make_activator, returns_new_tensor
+from .layers import DropoutSpec, LayerSpec, in_place, make_activator, returns_new_tensor, torch_layer
 
 __all__ = [
     "BLOCKS", "HIDDEN_WIDTHS", "STAGE_BLOCKS", "BlockBottleneck", "BlockBottleneck1d", "BlockBottleneck2d",
     "BlockBottleneck3d", "BlockPlain", "BlockPlain1d", "BlockPlain2d", "BlockPlain3d", "BlockSpec", "Branch",
-    "GradCheckpointing", "ResidualBlock", "check_same_padding", "make_shortcut", "scales_first",
+    "GradCheckpointing", "ResidualBlock", "SHORTCUTS", "check_same_padding", "make_shortcut", "scales_first",
 ]
 
 
@@ -72,6 +74,11 @@ def check_planes(in_planes: int, out_planes: int, hidden_planes: int | None) -> 
     return check_positive_int("hidden_planes", in_planes if hidden_planes is None else hidden_planes)
 
 
+SHORTCUTS = ("auto", "pool")
+"""The shortcut rules a block or a network builds by (`make_shortcut`): ``'auto'`` (a strided 1x1
+projection, torchvision's) and ``'pool'`` (ResNet-D's average pooling, nnU-Net's residual encoders)."""
+
+
 def make_shortcut(
     in_planes: int,
     out_planes: int,
@@ -80,27 +87,51 @@ def make_shortcut(
     normalizer: LayerSpec,
     scaler: str,
     ndim: int = 2,
-) -> ConvModern | None:
+    rule: str = "auto",
+) -> nn.Module | None:
     """The shortcut rule: identity (None) when nothing changes, else a projection.
 
-    The projection is [Upsample when scaler='up'] -> 1x1 conv (strided when 'down') -> norm(out);
+    ``rule='auto'``: [Upsample when scaler='up'] -> 1x1 conv (strided when 'down') -> norm(out);
     without a normalizer the conv has a bias and there is no norm.
+
+    ``rule='pool'`` (ResNet-D as nnU-Net builds it, for ``scaler='down'``): an average pooling of
+    kernel = stride (``ceil_mode=True``, so that any size meets the branch's ``ceil(n / s)``) only
+    when the block strides, then a 1x1 conv without bias -> norm(out) only when the channels change:
+    a stride-only block has no conv in its shortcut. It is an ``nn.Sequential`` of ``pool`` and
+    ``proj``, each present only when needed. (timm's ``avg_down`` differs: it always projects.)
 
     Examples:
         >>> make_shortcut(8, 8, 1, None, "batch", "down") is None
         True
         >>> list(make_shortcut(8, 8, 2, None, "batch", "up", ndim=1)._modules)
         ['up', 'conv', 'norm']
+        >>> pooled = make_shortcut(8, 16, 2, None, "batch", "down", rule="pool")
+        >>> list(pooled._modules), list(pooled.proj._modules), pooled.proj.conv.bias
+        (['pool', 'proj'], ['conv', 'norm'], None)
     """
-    if in_planes == out_planes and all(s == 1 for s in check_tuple("stride", stride, ndim)) and output_size is None:
+    stride = check_tuple("stride", stride, ndim)
+    strides = any(s != 1 for s in stride)
+    if in_planes == out_planes and not strides and output_size is None:
         return None
+    check_choice("shortcut", rule, SHORTCUTS)
+    if rule == "pool":
+        if scaler != "down":
+            raise ValueError(f"shortcut='pool' averages to down-scale; it cannot up-scale (scaler={scaler!r})")
+        parts: dict[str, nn.Module] = {}
+        if strides:
+            parts["pool"] = torch_layer("AvgPool", ndim)(stride, stride, ceil_mode=True)
+        if in_planes != out_planes:
+            parts["proj"] = named_class(ConvModern, ndim)(
+                in_planes, out_planes, 1, 1, 0, None, normalizer, None, layer_order="old", bias=False, ndim=ndim
+            )
+        return nn.Sequential(OrderedDict(parts))
     return named_class(ConvModern, ndim)(
         in_planes, out_planes, 1, stride, 0, output_size, normalizer, None, layer_order="old", scaler=scaler, ndim=ndim
     )
 
 
 ShortcutSpec = Union[nn.Module, None, str]
-"""What ``shortcut=`` accepts: ``'auto'`` (`make_shortcut`'s rule), None (the identity) or a module."""
+"""What ``shortcut=`` accepts: ``'auto'`` or ``'pool'`` (`make_shortcut`'s rules), None (the identity) or a module."""
 
 
 class ResidualBlock(ChannelAliases, nn.Module):
@@ -216,9 +247,9 @@ def _block_parts(
     """The parts every block takes besides its branch: the shortcut, the activation after the sum, the sizes."""
     after_sum = in_place(make_activator(activator, out_planes, ndim)) if layer_order == "old" else None
     if isinstance(shortcut, str):
-        if shortcut != "auto":
-            raise ValueError(f"shortcut={shortcut!r} is not allowed; use 'auto', None or an nn.Module")
-        shortcut = make_shortcut(in_planes, out_planes, stride, output_size, normalizer, scaler, ndim)
+        if shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut={shortcut!r} is not allowed; use 'auto', 'pool', None or an nn.Module")
+        shortcut = make_shortcut(in_planes, out_planes, stride, output_size, normalizer, scaler, ndim, shortcut)
     elif shortcut is None and make_shortcut(in_planes, out_planes, stride, output_size, None, scaler, ndim) is not None:
         raise ValueError(
             f"shortcut=None (the identity) needs a block that keeps the channels and the size; this one maps "
@@ -252,11 +283,16 @@ class BlockPlain(Configurable, ResidualBlock):
         activator: Activator spec, see `blocks.layers`.
         layer_order: ``'new'`` (pre-activation) or ``'old'`` (activation after the sum).
         scaler: ``'down'`` or ``'up'``.
-        hidden_planes: Channels between the units; defaults to ``in_planes`` (MDNC).
+        hidden_planes: Channels between the units; defaults to ``in_planes`` (MDNC); ``out_planes``
+            makes the first conv go in -> out (torchvision's, timm's and nnU-Net's BasicBlock).
         scale_first: Scale in the first unit instead of the second.
         shortcut: ``'auto'`` (`make_shortcut`: identity, or a projection when the channels change or
-            the block scales), None (the identity) or any module mapping the input to the branch's
-            output shape; it gets the call's ``output_size`` only if it up-samples (``upsamples``).
+            the block scales), ``'pool'`` (ResNet-D's average pooling, nnU-Net's), None (the identity)
+            or any module mapping the input to the branch's output shape; it gets the call's
+            ``output_size`` only if it up-samples (``upsamples``).
+        bias: The bias of the branch's convs (`ConvModern`'s rule; True beside a norm is nnU-Net's
+            ``conv_bias=True``); the shortcut keeps its own rule.
+        dropout: A dropout after the first unit's conv (nnU-Net's ``BasicBlockD``), see `ConvModern`.
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
 
     Examples:
@@ -288,6 +324,8 @@ class BlockPlain(Configurable, ResidualBlock):
         hidden_planes: int | None = None,
         scale_first: bool = False,
         shortcut: ShortcutSpec = "auto",
+        bias: bool | None = None,
+        dropout: DropoutSpec = None,
         ndim: int | None = None,
     ) -> None:
         ndim = resolve_ndim(type(self), ndim)
@@ -298,10 +336,10 @@ class BlockPlain(Configurable, ResidualBlock):
         kept = {"stride": 1, "output_size": None}
         first, second = (scaled, kept) if scale_first else (kept, scaled)
         common = {"kernel_size": kernel_size, "padding": padding, "normalizer": normalizer,
-                  "layer_order": layer_order, "scaler": scaler, "ndim": ndim}
+                  "layer_order": layer_order, "scaler": scaler, "bias": bias, "ndim": ndim}
         unit = named_class(ConvModern, ndim)
         branch = Branch(
-            unit(in_planes, hidden, activator=activator, **common, **first),
+            unit(in_planes, hidden, activator=activator, dropout=dropout, **common, **first),
             unit(hidden, out_planes, activator=activator, linear_output=layer_order == "old", **common, **second),
         )
         parts = _block_parts(in_planes, out_planes, stride, output_size, normalizer, activator, layer_order, scaler,
@@ -329,7 +367,9 @@ class BlockBottleneck(Configurable, ResidualBlock):
         layer_order: ``'new'`` (pre-activation) or ``'old'`` (activation after the sum).
         scaler: ``'down'`` or ``'up'``.
         hidden_planes: Bottleneck width; defaults to ``in_planes`` (MDNC; torchvision uses ``out_planes // 4``).
-        shortcut: ``'auto'``, None or a module, as in `BlockPlain`.
+        shortcut: ``'auto'``, ``'pool'``, None or a module, as in `BlockPlain`.
+        bias: The bias of the branch's convs, as in `BlockPlain`.
+        dropout: A dropout after the middle (k x k) unit's conv (nnU-Net's ``BottleneckD``), see `ConvModern`.
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
 
     Examples:
@@ -360,16 +400,19 @@ class BlockBottleneck(Configurable, ResidualBlock):
         *,
         hidden_planes: int | None = None,
         shortcut: ShortcutSpec = "auto",
+        bias: bool | None = None,
+        dropout: DropoutSpec = None,
         ndim: int | None = None,
     ) -> None:
         ndim = resolve_ndim(type(self), ndim)
         hidden = check_planes(in_planes, out_planes, hidden_planes)
         check_same_padding(kernel_size, padding, ndim)
-        common = {"normalizer": normalizer, "layer_order": layer_order, "scaler": scaler, "ndim": ndim}
+        common = {"normalizer": normalizer, "layer_order": layer_order, "scaler": scaler, "bias": bias, "ndim": ndim}
         unit = named_class(ConvModern, ndim)
         branch = Branch(
             unit(in_planes, hidden, 1, 1, 0, None, activator=activator, **common),
-            unit(hidden, hidden, kernel_size, stride, padding, output_size, activator=activator, **common),
+            unit(hidden, hidden, kernel_size, stride, padding, output_size, activator=activator, dropout=dropout,
+                 **common),
             unit(hidden, out_planes, 1, 1, 0, None, activator=activator, linear_output=layer_order == "old", **common),
         )
         parts = _block_parts(in_planes, out_planes, stride, output_size, normalizer, activator, layer_order, scaler,
@@ -389,10 +432,12 @@ HIDDEN_WIDTHS: dict[str, Callable[[str, int, int], int]] = {
     "mdnc": lambda block, in_planes, out_planes: in_planes,
     "torchvision": lambda block, in_planes, out_planes: out_planes // 4 if block == "bottleneck" else out_planes,
     "narrow": lambda block, in_planes, out_planes: min(in_planes, out_planes),
+    "output": lambda block, in_planes, out_planes: out_planes,
 }
 """The hidden-width rules: ``'mdnc'`` (a block's default), ``'torchvision'`` (`ResNet`: a bottleneck is a
-quarter of its output, a plain block as wide as its output) and ``'narrow'`` (the U-Net family:
-``min(in, out)``, so a block is never wider than its ends)."""
+quarter of its output, a plain block as wide as its output), ``'narrow'`` (the U-Net family's default:
+``min(in, out)``, so a block is never wider than its ends) and ``'output'`` (``out``: a plain block's
+first conv goes in -> out, as in timm's and nnU-Net's BasicBlock)."""
 
 
 def scales_first(block: str, scaler: str) -> bool:
@@ -419,6 +464,11 @@ class BlockSpec:
         layer_order: ``'new'`` or ``'old'``.
         width: The hidden-width rule, a key of `HIDDEN_WIDTHS`.
         ndim: Spatial dimensions.
+        bias: The convs' bias (`ConvModern`'s rule when None).
+        dropout: A dropout after the conv of each ``'conv'`` unit and of each block's first k x k unit.
+        shortcut: The shortcut rule, a value of `SHORTCUTS`.
+        hidden_planes: An explicit hidden width for every block, overriding ``width`` (nnU-Net's
+            ``bottleneck_channels`` of one stage), or None.
 
     Examples:
         >>> spec = BlockSpec("bottleneck", width="torchvision")
@@ -433,6 +483,10 @@ class BlockSpec:
     layer_order: str = "new"
     width: str = "narrow"
     ndim: int = 2
+    bias: bool | None = None
+    dropout: DropoutSpec = None
+    shortcut: str = "auto"
+    hidden_planes: int | None = None
 
     def build(self, in_planes: int, out_planes: int, stride: IntOrTuple = 1, scaler: str = "down") -> nn.Module:
         """One block ``in_planes -> out_planes``: hidden width by `width`, scaling placed by `scales_first`.
@@ -453,24 +507,42 @@ class BlockSpec:
         if self.block == "conv":
             return named_class(ConvModern, self.ndim)(
                 in_planes, out_planes, kernel, stride, same_padding(kernel), None, self.normalizer, self.activator,
-                self.layer_order, scaler,
+                self.layer_order, scaler, bias=self.bias, dropout=self.dropout,
             )
         extra = {"scale_first": True} if scales_first(self.block, scaler) else {}
-        shortcut = make_shortcut(in_planes, out_planes, stride, None, self.normalizer, scaler, self.ndim)
+        rule = self.shortcut if scaler == "down" else "auto"
+        shortcut = make_shortcut(in_planes, out_planes, stride, None, self.normalizer, scaler, self.ndim, rule)
+        hidden = self.hidden_planes or HIDDEN_WIDTHS[self.width](self.block, in_planes, out_planes)
         return named_class(BLOCKS[self.block], self.ndim)(
             in_planes, out_planes, kernel, stride, same_padding(kernel), None, self.normalizer,
-            self.activator, self.layer_order, scaler,
-            hidden_planes=HIDDEN_WIDTHS[self.width](self.block, in_planes, out_planes), shortcut=shortcut, **extra,
+            self.activator, self.layer_order, scaler, hidden_planes=hidden, shortcut=shortcut, bias=self.bias,
+            dropout=self.dropout, **extra,
         )
 
     def stage(self, in_planes: int, out_planes: int, depth: int, stride: IntOrTuple = 1) -> nn.Sequential:
-        """``depth`` blocks; the first takes the stride and the change of channels (torchvision's and MDNC's stages)."""
+        """``depth`` blocks; the first takes the stride and the change of channels (torchvision's and MDNC's stages).
+
+        ``depth=0`` is an empty stage (the identity), allowed only where nothing changes.
+
+        Raises:
+            ValueError: For ``depth=0`` with a change of channels or a stride.
+        """
+        if depth == 0:
+            if in_planes != out_planes or any(s != 1 for s in check_tuple("stride", stride, self.ndim)):
+                raise ValueError(
+                    f"a stage of 0 blocks cannot change {in_planes} -> {out_planes} channels or stride by {stride!r}"
+                )
+            return nn.Sequential()
         first = self.build(in_planes, out_planes, stride)
         return nn.Sequential(first, *(self.build(out_planes, out_planes) for _ in range(depth - 1)))
 
     def with_kernel(self, kernel_size: IntOrTuple) -> BlockSpec:
         """The same spec with another kernel size (one level's, of ``kernel_sizes``)."""
         return replace(self, kernel_size=kernel_size)
+
+    def at_level(self, kernel_size: IntOrTuple, hidden_planes: int | None) -> BlockSpec:
+        """The same spec with one level's kernel size and explicit hidden width (None: the ``width`` rule)."""
+        return replace(self, kernel_size=kernel_size, hidden_planes=hidden_planes)
 
 
 class GradCheckpointing:

@@ -53,18 +53,44 @@ from .checks import (
     check_positive_int,
     check_tuple,
     compact,
+    is_int,
     is_tracing,
     resolve_ndim,
 )
 from .configurable import Configurable, records_config
 from .conv import ChannelAliases
 from .decoder import Decoder, make_head
-from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_levels, family_spec, make_unet_stem
-from .layers import LayerSpec
+from .encoder import (
+    DEFAULT_CHANNELS, Encoder, check_channels, check_hidden_planes, family_levels, family_spec, make_unet_stem,
+)
+from .layers import DropoutSpec, LayerSpec
 from .levels import PerLevel, min_sizes, reductions_of
 from .residual import GradCheckpointing
 
 __all__ = ["AE", "AE1d", "AE2d", "AE3d", "UNet", "UNet1d", "UNet2d", "UNet3d"]
+
+
+def check_layers(layers: int | Sequence[int], levels: int, stem_is_level_0: bool) -> tuple[int, ...]:
+    """The blocks per level of the own encoder: one int >= 1 per level, ``layers[0] = 0`` allowed where the stem's output is level 0.
+
+    Raises:
+        ValueError: For a malformed count, or 0 blocks at level 0 where its stage has to change the
+            stem's channels or stride.
+
+    Examples:
+        >>> check_layers((0, 2), 2, True), check_layers(1, 3, False)
+        ((0, 2), (1, 1, 1))
+    """
+    try:
+        return check_per_level("layers", layers, levels)
+    except ValueError as error:
+        if stem_is_level_0 and isinstance(layers, (tuple, list)) and len(layers) == levels and layers[0] == 0:
+            rest = check_per_level("layers[1:]", tuple(layers)[1:], levels - 1) if levels > 1 else ()
+            return (0, *rest)
+        raise ValueError(
+            f"{error}; layers[0] may also be 0 where the stem's output is level 0 (strides[0] = 1 and "
+            "stem_planes = channels[0])"
+        ) from None
 
 
 class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
@@ -93,7 +119,10 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
             channels with one; a given value that disagrees with the encoder raises.
         layers: Blocks per level, an int or one per level: ``layers[i]`` blocks in encoder stage ``i``
             and ``layers[i]`` blocks after the fusion in the decoder stage of level ``i`` (the deepest
-            level has no decoder stage; with ``encoder`` its count is unused).
+            level has no decoder stage; with ``encoder`` its count is unused). ``layers[0]`` may be 0
+            when the stem's output is level 0 (``strides[0] = 1``, ``stem_planes = channels[0]``):
+            the stem is then level 0's only unit (nnU-Net's ``PlainConvUNet``), and ``decoder_layers``
+            must be given.
         block: ``'bottleneck'`` or ``'plain'``.
         kernel_size: Odd kernel size of every block and of the stem, an int or one per dimension.
         normalizer: Normalizer spec, see `blocks.layers`.
@@ -122,6 +151,21 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         decoder_block: The decoder's block, ``'bottleneck'``, ``'plain'`` or ``'conv'``; None for ``block``.
         deep_supervision: Build a 1x1 head on every decoder stage; while ``deep_supervision`` is True,
             `forward` returns a list of outputs, full resolution first, each at its stage's size.
+        stem_planes: Output channels of the stem, from which encoder stage 0 starts (nnU-Net's
+            ``stem_channels``); None for ``channels[0]``. Own encoder only.
+        hidden_planes: The blocks' hidden width: None for ``'narrow'`` (``min(in, out)``), another
+            rule of `blocks.residual.HIDDEN_WIDTHS` (``'output'``: a plain block's first conv goes
+            in -> out, as timm's and nnU-Net's), or one int per level (every block of level ``i``,
+            encoder and decoder: nnU-Net's ``bottleneck_channels``).
+        bias: The bias of every conv of the stem, the blocks, the ``'conv'`` units and the transposed
+            convs; None for blocks' rule (a bias only without a normalizer; transposed convs have one).
+            The shortcuts keep their rule and the heads always have a bias.
+        dropout: A dropout after the conv of the stem, of every ``'conv'`` unit and of each residual
+            block's first k x k unit (nnU-Net's places): None, a probability or a factory
+            ``f() -> nn.Module`` (see `blocks.layers.make_dropout`).
+        shortcut: The residual blocks' shortcut rule: ``'auto'`` (a strided 1x1 projection) or
+            ``'pool'`` (average pooling, then a 1x1 projection only if the channels change: ResNet-D
+            as nnU-Net's residual encoders); up-scaling blocks keep ``'auto'``.
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; with an encoder that has an
             ``ndim``, that one; else 2).
 
@@ -177,6 +221,11 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         decoder_layers: int | Sequence[int] | None = None,
         decoder_block: str | None = None,
         deep_supervision: bool = False,
+        stem_planes: int | None = None,
+        hidden_planes: str | int | Sequence[int] | None = None,
+        bias: bool | None = None,
+        dropout: DropoutSpec = None,
+        shortcut: str = "auto",
         ndim: int | None = None,
     ) -> None:
         super().__init__()
@@ -187,24 +236,16 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
             check_positive_int("in_planes", in_planes)
         check_positive_int("out_planes", out_planes)
         check_bool("deep_supervision", deep_supervision)
-        spec = family_spec(block, kernel_size, normalizer, activator, layer_order, ndim)
-        decoder_spec = family_spec(block if decoder_block is None else decoder_block, kernel_size, normalizer,
-                                   activator, layer_order, ndim)
-
+        options = {"bias": bias, "dropout": dropout, "shortcut": shortcut}
         if encoder is None:
             in_planes = 1 if in_planes is None else in_planes
             channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
-            self.strides, self.kernel_sizes = family_levels(len(channels), strides, kernel_sizes, kernel_size, ndim)
-            reductions = reductions_of(self.strides)
-            counts = check_per_level("layers", layers, len(channels))
-            self.stem: nn.Module | None = make_unet_stem(in_planes, channels[0], spec.with_kernel(self.kernel_sizes[0]))
-            self.encoder = Encoder(channels, counts, spec, self.strides, self.kernel_sizes)
-            self.reader: BackboneReader | None = None
         else:
-            if strides is not None:
+            if strides is not None or stem_planes is not None:
+                name, value = ("strides", strides) if strides is not None else ("stem_planes", stem_planes)
                 raise ValueError(
-                    f"strides={strides!r} sets the own encoder's levels; an encoder= backbone has its own "
-                    "(leave strides=None)"
+                    f"{name}={value!r} sets the own encoder's levels; an encoder= backbone has its own "
+                    f"(leave {name}=None)"
                 )
             if getattr(encoder, "ndim", ndim) != ndim:
                 raise ValueError(f"encoder={type(encoder).__name__} is {encoder.ndim}-D; this U-Net is {ndim}-D")
@@ -214,8 +255,23 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
                     f"channels={channels!r} does not match the encoder's feature channels {self.reader.channels}; "
                     "leave channels=None when giving encoder="
                 )
-            prune_head(encoder, self.reader)
             channels, in_planes = self.reader.channels, self.reader.in_planes
+        width, hidden = check_hidden_planes(hidden_planes, len(channels))
+        spec = family_spec(block, kernel_size, normalizer, activator, layer_order, ndim, width=width, **options)
+        decoder_spec = family_spec(block if decoder_block is None else decoder_block, kernel_size, normalizer,
+                                   activator, layer_order, ndim, width=width, **options)
+
+        if encoder is None:
+            self.strides, self.kernel_sizes = family_levels(len(channels), strides, kernel_sizes, kernel_size, ndim)
+            reductions = reductions_of(self.strides)
+            stem = channels[0] if stem_planes is None else check_positive_int("stem_planes", stem_planes)
+            counts = check_layers(layers, len(channels), stem == channels[0] and self.strides[0] == (1,) * ndim)
+            self.stem: nn.Module | None = make_unet_stem(in_planes, stem, spec.with_kernel(self.kernel_sizes[0]))
+            self.encoder = Encoder(channels, counts, spec, self.strides, self.kernel_sizes, in_planes=stem,
+                                   hidden_planes=hidden)
+            self.reader: BackboneReader | None = None
+        else:
+            prune_head(encoder, self.reader)
             reductions = [check_tuple("reduction", r, ndim) for r in self.reader.reductions]
             self.strides = None
             _, self.kernel_sizes = family_levels(len(channels), None, kernel_sizes, kernel_size, ndim)
@@ -227,7 +283,7 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         else:
             decoder_counts = check_per_level("decoder_layers", decoder_layers, len(channels) - 1)
         self.decoder = Decoder(channels, decoder_counts, decoder_spec, reductions, self.skips, decoder_channels,
-                               upsample, self.kernel_sizes)
+                               upsample, self.kernel_sizes, hidden)
         self.head = make_head(self.decoder.out_planes, out_planes, decoder_spec)
         self.heads = None
         if deep_supervision:

@@ -342,7 +342,7 @@ def test_auto_shortcut_is_the_rule_and_none_the_identity():
 
 @pytest.mark.parametrize("value", ["identity", 3, nn.Conv2d])
 def test_bad_shortcut_is_refused(value):
-    with pytest.raises(ValueError, match=r"shortcut=.* (is not allowed; use 'auto', None or an nn.Module|must be 'auto')"):
+    with pytest.raises(ValueError, match=r"shortcut=.* (is not allowed; use 'auto', 'pool', None or an nn.Module|must be 'auto')"):
         BlockPlain2d(4, 8, stride=2, shortcut=value)
 
 
