@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 __all__ = [
-    "CLASS_KEY", "CONFIG_NAME", "SAVABLE", "WEIGHTS_NAME", "Configurable", "forget_config", "recorded_config",
+    "CLASS_KEY", "CONFIG_NAME", "SAVABLE", "WEIGHTS_NAME", "Configurable", "dotted_name", "forget_config", "recorded_config",
     "records_config", "register_savable", "update_config",
 ]
 
@@ -112,6 +112,10 @@ def records_config(init: Init) -> Init:
 class Configurable:
     """Mixin: the ``config`` recorded by `records_config`, and ``save_pretrained``."""
 
+    class_arguments: tuple[str, ...] = ()
+    """Arguments whose values may be classes, written to ``config.json`` as dotted names
+    (``'torch.nn.modules.conv.Conv3d'``, nnU-Net's plans' form); the class turns them back itself."""
+
     @property
     def config(self) -> dict[str, Any]:
         """The arguments this model was built with (only those given), as written to ``config.json``.
@@ -178,7 +182,23 @@ def recorded_config(model: Configurable) -> dict[str, Any]:
             f"{name} was changed after it was built ({model.__dict__.get('_config_lost', 'unknown')}); "
             "its arguments no longer describe it: save its state_dict with torch.save instead"
         )
-    return {CLASS_KEY: name, **{key: _encode(name, key, value) for key, value in recorded.items()}}
+    classes = type(model).class_arguments
+    return {
+        CLASS_KEY: name,
+        **{key: dotted_name(value) if key in classes and isinstance(value, type) else _encode(name, key, value)
+           for key, value in recorded.items()},
+    }
+
+
+def dotted_name(cls: type) -> str:
+    """The dotted name of a class, as nnU-Net's plans write it.
+
+    Examples:
+        >>> from torch import nn
+        >>> dotted_name(nn.Conv3d)
+        'torch.nn.modules.conv.Conv3d'
+    """
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def update_config(model: nn.Module, **arguments: Any) -> None:

@@ -25,6 +25,7 @@ from .residual import (
     BlockBottleneck, BlockBottleneck1d, BlockBottleneck2d, BlockBottleneck3d, BlockPlain, BlockPlain1d, BlockPlain2d,
     BlockPlain3d,
 )
+from .nnunet import PlainConvUNet, ResidualEncoderUNet
 from .resnet import ResNet
 from .unet import AE, AE1d, AE2d, AE3d, UNet, UNet1d, UNet2d, UNet3d
 
@@ -39,8 +40,10 @@ SAVABLE_CLASSES: tuple[type, ...] = (
     AE, AE1d, AE2d, AE3d,
     EncoderNet, EncoderNet1d, EncoderNet2d, EncoderNet3d,
     DecoderNet, DecoderNet1d, DecoderNet2d, DecoderNet3d,
+    PlainConvUNet, ResidualEncoderUNet,
 )
-"""Every class of blocks that ``save_pretrained`` writes and `from_pretrained` rebuilds (all that 0.2.0 wrote)."""
+"""Every class of blocks that ``save_pretrained`` writes and `from_pretrained` rebuilds (all that 0.2.0 wrote,
+and the twins of nnU-Net's networks, whose ``config.json`` holds nnU-Net's arguments)."""
 
 for _cls in SAVABLE_CLASSES:
     register_savable(_cls)
