@@ -128,6 +128,13 @@ def _layer_factories(
     return CONV_OPS[conv_op], normalizer, activator, dropout
 
 
+def check_stages(n_stages: Any) -> int:
+    """``n_stages``, an int >= 2 (a U-Net needs a level below the input), else a ValueError."""
+    if check_positive_int("n_stages", n_stages) < 2:
+        raise ValueError(f"n_stages={n_stages} must be at least 2 (a U-Net needs a level below the input)")
+    return n_stages
+
+
 def _check_strides(strides: Sequence[Any], ndim: int) -> tuple[tuple[int, ...], ...]:
     """nnU-Net's strides, one per dimension; ``strides[0]`` must be 1 (nnU-Net's planners always give 1)."""
     per_dim = tuple(check_ints("strides", s if isinstance(s, tuple) else (s,) * ndim, ndim) for s in strides)
@@ -153,9 +160,7 @@ class _Twin(UNet):
         **options: Any,
     ) -> None:
         """Check the shared arguments, build the U-Net, and keep nnU-Net's view of them."""
-        n_stages = check_positive_int("n_stages", arguments["n_stages"])
-        if n_stages < 2:
-            raise ValueError(f"n_stages={n_stages} must be at least 2 (a U-Net needs a level below the input)")
+        n_stages = arguments["n_stages"]
         ndim, normalizer, activator, dropout = _layer_factories(
             arguments["conv_op"], arguments["norm_op"], arguments["norm_op_kwargs"], arguments["dropout_op"],
             arguments["dropout_op_kwargs"], arguments["nonlin"], arguments["nonlin_kwargs"])
@@ -291,7 +296,7 @@ class PlainConvUNet(_Twin):
     ) -> None:
         if check_bool("nonlin_first", nonlin_first):
             raise ValueError("nonlin_first=True (conv -> nonlin -> norm) is not built by blocks; use False")
-        n = check_positive_int("n_stages", n_stages)
+        n = check_stages(n_stages)
         convs = check_ints("n_conv_per_stage", _per_stage("n_conv_per_stage", n_conv_per_stage, n), n)
         arguments = {k: v for k, v in locals().items() if k not in ("self", "n", "convs", "__class__")}
         self._build(arguments, (convs[0] - 1, *convs[1:]), "conv")
@@ -377,7 +382,7 @@ class ResidualEncoderUNet(_Twin):
         bottleneck_channels: int | Sequence[int] | None = None,
         stem_channels: int | None = None,
     ) -> None:
-        n = check_positive_int("n_stages", n_stages)
+        n = check_stages(n_stages)
         blocks_per_stage = check_ints("n_blocks_per_stage", _per_stage("n_blocks_per_stage", n_blocks_per_stage, n), n)
         kind = _block_kind(block)
         hidden: Any = "output"
