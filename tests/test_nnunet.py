@@ -304,7 +304,6 @@ def test_unet_hidden_width_stem_planes_and_an_empty_first_level():
 def test_nnunet_builds_trains_and_predicts_with_the_twin(tmp_path):
     """nnunetv2's own code: the plan names the twin, its deep-supervision loss and its sliding-window predictor."""
     get_network = pytest.importorskip("nnunetv2.utilities.get_network_from_plans")
-    from nnunetv2.inference.sliding_window_prediction import compute_gaussian
     from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
     from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
@@ -323,7 +322,7 @@ def test_nnunet_builds_trains_and_predicts_with_the_twin(tmp_path):
     scales = [1.0, 0.5, 0.25]
     targets = [nn.functional.interpolate(target.float(), size=o.shape[2:], mode="nearest").long() for o in outputs]
     loss = DeepSupervisionWrapper(
-        DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False}, {}, dice_class=MemoryEfficientSoftDiceLoss),
+        DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False}, {}, dice_class=MemoryEfficientSoftDiceLoss),
         weight_factors=[s / sum(scales) for s in scales],
     )
     optimizer = torch.optim.SGD(network.parameters(), lr=1e-2, momentum=0.99, nesterov=True)
@@ -342,6 +341,7 @@ def test_nnunet_builds_trains_and_predicts_with_the_twin(tmp_path):
     predictor.label_manager = type("Labels", (), {"num_segmentation_heads": 3})()
     predictor.allowed_mirroring_axes = None
     predictor.list_of_parameters = []
-    logits = predictor._internal_maybe_mirror_and_predict(torch.randn(1, 2, 8, 32, 32))
-    assert logits.shape == (1, 3, 8, 32, 32)
-    assert compute_gaussian((8, 32, 32)).shape == (8, 32, 32)
+    image = torch.randn(2, 12, 48, 40)  # (C, D, H, W): several tiles in every dimension but the first
+    with torch.no_grad():
+        logits = predictor.predict_sliding_window_return_logits(image)
+    assert logits.shape == (3, 12, 48, 40) and torch.isfinite(logits).all()
