@@ -482,6 +482,15 @@ def benchmarks(path: str = "benchmarks/results.json") -> str:
 
 
 @directive
+def nnunet_benchmark(path: str = "benchmarks/nnunet.json") -> str:
+    """The side-by-side of nnU-Net's ResEnc U-Net and blocks' twins (written by ``benchmarks/nnunet.py``)."""
+    spec = importlib.util.spec_from_file_location("benchmarks_nnunet", DOCS.parent / "benchmarks" / "nnunet.py")
+    script = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script.table(json.loads((DOCS.parent / path).read_text()))
+
+
+@directive
 def quickstart(steps: int = 120) -> str:
     """Run ``examples/quickstart.py`` (its ``main``) and show its figures and pictures, embedded as PNG data."""
     import base64

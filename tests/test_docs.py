@@ -896,6 +896,6 @@ def test_design_page_names_owners_that_exist():
         defined = vars(importlib.import_module(f"blocks.{module}"))
         for name in re.findall(r"`(\w+)`", names):
             assert name in defined, (module, name)
-    floors = re.findall(r"^\| \d \| (.+?) \|", page, re.MULTILINE)
+    floors = re.findall(r"^\| \d+ \| (.+?) \|", page, re.MULTILINE)
     listed = {f for cell in floors for f in re.findall(r"`(\w+\.py)`", cell)}
     assert listed == {p.name for p in (ROOT / "blocks").glob("*.py")}
