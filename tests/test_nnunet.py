@@ -345,3 +345,18 @@ def test_nnunet_builds_trains_and_predicts_with_the_twin(tmp_path):
     with torch.no_grad():
         logits = predictor.predict_sliding_window_return_logits(image)
     assert logits.shape == (3, 12, 48, 40) and torch.isfinite(logits).all()
+
+
+@pytest.mark.slow
+def test_nnunets_trainer_trains_the_twin(tmp_path):
+    """nnU-Net plans and preprocesses a tiny synthetic dataset; its trainer then trains the twin the plan names."""
+    pytest.importorskip("nnunetv2")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "scripts" / "nnunet_trainer.py"
+    result = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=600,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "TRAINED"
