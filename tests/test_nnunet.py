@@ -360,3 +360,21 @@ def test_nnunets_trainer_trains_the_twin(tmp_path):
                             check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "TRAINED"
+
+
+def test_the_published_side_by_side_has_every_model_and_the_time_ratio():
+    """benchmarks/nnunet.json (written by benchmarks/nnunet.py) renders as the nnU-Net page's table."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "nnunet.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_nnunet_test", path)
+    script = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    results = json.loads((path.parent / "nnunet.json").read_text())
+    assert [row["model"] for row in results["rows"]] == list(script.MODELS)
+    assert results["rows"][0]["parameters"] == results["rows"][1]["parameters"]  # the twin's count is the original's
+    assert results["pair"]["flops"]["twin"] == results["pair"]["flops"]["original"]
+    text = script.table(results)
+    assert "ratio **" in text and all(name in text for name in script.MODELS)
