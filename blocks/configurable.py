@@ -25,8 +25,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
+from .checks import resolve_annotations
 from .levels import min_sizes
 
 __all__ = [
@@ -115,9 +117,25 @@ def records_config(init: Init) -> Init:
 
 
 class Configurable:
-    """Mixin: the ``config`` recorded by `records_config`, and ``save_pretrained``."""
+    """Mixin: the ``config`` recorded by `records_config`, and ``save_pretrained``.
+
+    Each class's ``forward`` gets its annotations as objects (`blocks.checks.resolve_annotations`), so
+    ``torch.jit.script(torch.fx.symbolic_trace(model))`` compiles the traced code.
+    """
+
+    __jit_ignored_attributes__ = ["config"]
+    """What ``torch.jit.script`` leaves alone: ``config`` may raise, and TorchScript reads every other property."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "config" not in vars(cls):  # TorchScript looks for the properties it ignores in each class's own dict
+            cls.config = Configurable.config  # type: ignore[method-assign]
+        forward = getattr(cls, "forward", None)
+        if forward is not None:
+            resolve_annotations(forward)
 
     @property
+    @torch.jit.unused
     def config(self) -> dict[str, Any]:
         """The arguments this model was built with (only those given), as written to ``config.json``.
 
