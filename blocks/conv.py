@@ -120,6 +120,8 @@ def resample(
     corners: bool | None = None if mode == "nearest" else True
     if output_size is None:
         output_size = size
+    if isinstance(output_size, int):  # one int from a Python caller (TorchScript's is a list: never true there)
+        output_size = [output_size]
     if output_size is not None:
         sizes = output_size * (x.dim() - 2) if len(output_size) == 1 else output_size
         return F.interpolate(x, size=sizes, mode=mode, align_corners=corners)
