@@ -10,6 +10,7 @@ run as guards. See the Design page of the docs (``docs/design.md``).
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 from typing import Any, Union
 
@@ -49,6 +50,24 @@ def is_tracing(x: Any) -> bool:
         False
     """
     return torch.jit.is_scripting() or isinstance(x, torch.fx.Proxy)
+
+
+def resolve_annotations(owner: Any) -> Any:
+    """Turn the string annotations of a function or class (postponed: ``from __future__ import annotations``) into objects.
+
+    ``torch.fx`` copies a traced ``forward``'s annotations into the code it writes, so string
+    annotations come out as names no one defines (``x : _Tensor_``), which ``torch.jit.script`` of the
+    traced module refuses; TorchScript reads a module's attribute types from its class annotations
+    as objects too (an empty list attribute needs one). Returns ``owner``.
+
+    Examples:
+        >>> def f(x: "int") -> "list[int]":
+        ...     return [x]
+        >>> resolve_annotations(f).__annotations__
+        {'x': <class 'int'>, 'return': list[int]}
+    """
+    owner.__annotations__.update(typing.get_type_hints(owner))
+    return owner
 
 
 def is_int(value: Any) -> bool:

@@ -38,7 +38,7 @@ from .layers import DropoutSpec, LayerSpec, in_place, is_null, make_activator, m
 
 __all__ = [
     "ChannelAliases", "ConvModern", "ConvModern1d", "ConvModern2d", "ConvModern3d", "Layers", "NormAct", "Upsample", "norm_act", "resample",
-    "same_padding",
+    "same_padding", "subsample",
 ]
 
 SUBSAMPLED_BELOW = 16
@@ -81,25 +81,53 @@ def subsamples(
 AVG_POOLS = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 """Average pooling by number of spatial dimensions; of kernel 1, the subsampling of `subsamples`."""
 
+
+def subsample(x: Tensor, stride: list[int]) -> Tensor:
+    """Every ``stride``-th position of ``x`` (one stride per spatial dimension): an average pooling of kernel 1.
+
+    Examples:
+        >>> subsample(torch.arange(10.0).view(1, 1, 10), [3])
+        tensor([[[0., 3., 6., 9.]]])
+    """
+    if len(stride) == 1:
+        return F.avg_pool1d(x, 1, stride)
+    if len(stride) == 2:
+        return F.avg_pool2d(x, 1, stride)
+    return F.avg_pool3d(x, 1, stride)
+
 MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 """Interpolation mode of `Upsample` by number of spatial dimensions."""
 
 
 def resample(
-    x: Tensor, output_size: Any, size: Any, scale_factor: Any, mode: str | None = None
+    x: Tensor,
+    output_size: list[int] | None,
+    size: list[int] | None,
+    scale_factor: list[float] | None,
+    mode: str | None = None,
 ) -> Tensor:
     """Interpolate ``x`` to ``output_size`` if not None, else to ``size`` or by ``scale_factor``.
 
+    ``size`` and ``scale_factor`` hold one value per spatial dimension, or one for all of them.
     ``mode`` None means linear, bilinear or trilinear by the rank of ``x`` (``align_corners=True``);
     ``'nearest'`` is nearest-neighbour. A leaf of ``torch.fx``
     traces (`torch.fx.wrap`): its choices depend on values that are Proxies while fx traces (an
     ``output_size`` left at its default, the rank of ``x``), so they are made when the graph runs.
+    It compiles with TorchScript (its annotations are TorchScript's types).
     """
-    mode = mode or MODES[x.dim() - 2]
-    corners = None if mode == "nearest" else True
+    if mode is None:
+        mode = ["linear", "bilinear", "trilinear"][x.dim() - 3]
+    corners: bool | None = None if mode == "nearest" else True
     if output_size is None:
-        return F.interpolate(x, size, scale_factor, mode, align_corners=corners)
-    return F.interpolate(x, size=output_size, mode=mode, align_corners=corners)
+        output_size = size
+    if isinstance(output_size, int):  # one int from a Python caller (TorchScript's is a list: never true there)
+        output_size = [output_size]
+    if output_size is not None:
+        sizes = output_size * (x.dim() - 2) if len(output_size) == 1 else output_size
+        return F.interpolate(x, size=sizes, mode=mode, align_corners=corners)
+    assert scale_factor is not None  # Upsample takes a size or a scale factor
+    scales = scale_factor * (x.dim() - 2) if len(scale_factor) == 1 else scale_factor
+    return F.interpolate(x, scale_factor=scales, mode=mode, align_corners=corners)
 
 
 torch.fx.wrap("resample")
@@ -161,11 +189,15 @@ class Upsample(nn.Upsample):
             scale = tuple(float(s) for s in scale) if isinstance(scale, tuple) else float(scale)
         mode = "nearest" if check_bool("nearest", nearest) else MODES[ndim or 2]
         super().__init__(size=size, scale_factor=scale, mode=mode, align_corners=None if nearest else True)
+        # What `resample` takes, in TorchScript's types: lists (one value, or one per dimension), the mode
+        # if fixed (None: from each input's rank).
+        self.sizes = None if size is None else list(size) if isinstance(size, tuple) else [size]
+        self.scales = None if scale is None else list(scale) if isinstance(scale, tuple) else [scale]
+        self.fixed_mode = mode if ndim is not None or nearest else None
 
-    def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         """Up-sample ``x`` to ``output_size`` if given, else to the constructor's size or scale factor."""
-        fixed = self.ndim is not None or self.mode == "nearest"
-        return resample(x, output_size, self.size, self.scale_factor, self.mode if fixed else None)
+        return resample(x, output_size, self.sizes, self.scales, self.fixed_mode)
 
 
 def same_padding(kernel: Sequence[int]) -> tuple[int, ...]:
@@ -311,6 +343,10 @@ class ConvModern(Configurable, ChannelAliases, Layers):
     fixed_ndim: ClassVar[int | None] = None
     """The dimension of the named classes (`ConvModern2d`: 2); None for the generic class."""
 
+    __constants__ = ["layer_names"]
+    """TorchScript shares one compiled type among modules of the same layers, whatever their order; the
+    order, a constant, tells an ``'old'`` unit (conv, norm, act) from a ``'new'`` one (norm, act, conv)."""
+
     @records_config
     def __init__(
         self,
@@ -375,10 +411,12 @@ class ConvModern(Configurable, ChannelAliases, Layers):
         for name, layer in layers.items():
             if layer is not None:
                 self.add_module(name, layer)
+        self.layer_names = tuple(self._modules)
         # Every input is at least 1 px, so only a padding below (k - 1) / 2 can leave the conv too little.
         self.can_be_too_small = any(2 * p < k - 1 for p, k in zip(padding, kernel_size))
 
     @property
+    @torch.jit.unused
     def upsamples(self) -> bool:
         """True if this unit up-samples, and so takes an ``output_size`` at call time."""
         return "up" in self._modules
@@ -397,7 +435,7 @@ class ConvModern(Configurable, ChannelAliases, Layers):
         if self.can_be_too_small:
             self._check_size(x, output_size)
 
-    def _check_size(self, x: Tensor, output_size: tuple[int, ...] | None) -> None:
+    def _check_size(self, x: Tensor, output_size: list[int] | None) -> None:
         """Raise a ValueError if the conv's padded input (after any up-sampling) is smaller than its kernel."""
         conv = self.conv
         size = tuple(x.shape[2:])
@@ -412,7 +450,7 @@ class ConvModern(Configurable, ChannelAliases, Layers):
                 "(needs size + 2 * padding >= kernel_size)"
             )
 
-    def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         """Apply the unit.
 
         Args:
@@ -428,11 +466,14 @@ class ConvModern(Configurable, ChannelAliases, Layers):
             ValueError: If ``x`` has the wrong shape or is too small for the kernel, or
                 ``output_size`` is malformed or given to a unit that does not up-sample.
         """
-        self.check(x, output_size)
+        if not torch.jit.is_scripting():
+            self.check(x, output_size)
+        # TorchScript unrolls the loop and decides each hasattr when it compiles (an isinstance would need
+        # every class it names among the unit's layers).
         for layer in self:
-            if self.subsample is not None and layer is self.conv:
-                x = AVG_POOLS[self.ndim](x, 1, self.subsample)  # every stride-th position
-            x = layer(x, output_size) if isinstance(layer, Upsample) else layer(x)
+            if self.subsample is not None and hasattr(layer, "padding_mode"):  # the conv: the one with a padding mode
+                x = subsample(x, list(self.subsample))  # every stride-th position
+            x = layer(x, output_size) if hasattr(layer, "fixed_mode") else layer(x)  # an `Upsample`
         return x
 
     def extra_repr(self) -> str:

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .checks import check_choice, check_int, check_ints, check_odd_kernel, check_tuple, compact, named_class
+from .checks import (
+    check_choice, check_int, check_ints, check_odd_kernel, check_tuple, compact, named_class, resolve_annotations,
+)
 from .conv import ConvModern, Upsample
 from .layers import torch_layer
 from .levels import scaled_size, steps_between
@@ -28,7 +30,7 @@ UPSAMPLES = ("block", "interpolate", "nearest", "transpose")
 nearest-neighbour one (smp's), or a transposed conv with kernel = stride (nnU-Net's and MONAI's)."""
 
 
-def crop_to(x: Tensor, size: Sequence[int]) -> Tensor:
+def crop_to(x: Tensor, size: list[int]) -> Tensor:
     """``x`` cut to its first ``size`` entries in each spatial dimension (a leaf of fx traces).
 
     A transposed conv of stride ``s`` makes ``s * m`` from ``m = ceil(n / s)``; the trailing
@@ -40,6 +42,10 @@ def crop_to(x: Tensor, size: Sequence[int]) -> Tensor:
         >>> crop_to(torch.zeros(1, 2, 10, 8), (9, 8)).shape
         torch.Size([1, 2, 9, 8])
     """
+    if torch.jit.is_scripting():  # TorchScript: the same view as eager's slices
+        for dim in range(len(size)):
+            x = x.narrow(dim + 2, 0, size[dim])
+        return x
     if torch.compiler.is_compiling():  # export and compile: a gather, which holds for every size without guards
         for dim, n in enumerate(size, start=2):
             x = x.index_select(dim, torch.arange(n, device=x.device))
@@ -108,6 +114,7 @@ class DecoderStage(nn.Module):
         self.skip_planes = skip_planes
         self.out_planes = out_planes
         self.upsample = upsample
+        self.transposes = upsample == "transpose"
         scales = any(s != 1 for s in stride)
         if upsample == "block":
             self.up: nn.Module = spec.build(in_planes, out_planes, stride=stride, scaler="up")
@@ -131,7 +138,9 @@ class DecoderStage(nn.Module):
         fused = [first] + [out_planes] * (layers - 1)  # input channels of each block
         self.blocks = nn.Sequential(*(spec.build(planes, out_planes) for planes in fused[:layers]))
 
-    def forward(self, x: Tensor, skip: Tensor | None = None, output_size: Sequence[int] | None = None) -> Tensor:
+    __constants__ = ["sized", "transposes"]  # TorchScript compiles only the up-scaling call that applies
+
+    def forward(self, x: Tensor, skip: Tensor | None = None, output_size: list[int] | None = None) -> Tensor:
         """Up-scale ``x`` to the size of ``skip`` (or to ``output_size`` without a skip), fuse, apply the blocks.
 
         Args:
@@ -146,7 +155,8 @@ class DecoderStage(nn.Module):
             output_size = skip.shape[2:]
         if self.sized:
             x = self.up(x, output_size)
-        elif self.upsample == "transpose":
+        elif self.transposes:
+            assert output_size is not None  # a stage without a skip is given its size
             x = crop_to(self.up(x), output_size)
         else:
             x = self.up(x)
@@ -216,6 +226,9 @@ class Decoder(nn.ModuleList):
         [12, 6, 3, 2]
     """
 
+    extra_factors: list[list[int]]
+    """The reductions left after each stage past the skips (see `_extra_factors`), one list per stage."""
+
     def __init__(
         self,
         channels: Sequence[int],
@@ -268,15 +281,16 @@ class Decoder(nn.ModuleList):
         self.levels = levels
         self.fuses = fuses
         self.out_planes = widths[-1]
-        self.extra_factors = extra
+        self.extra_factors = [list(factor) for factor in extra]
         self.deep_supervision = False
 
     @property
+    @torch.jit.unused
     def stage_planes(self) -> list[int]:
         """Output channels of each stage, deepest first (what deep-supervision heads read)."""
         return [stage.out_planes for stage in self]
 
-    def forward(self, features: Sequence[Tensor], output_size: Sequence[int]) -> Tensor | list[Tensor]:
+    def forward(self, features: list[Tensor], output_size: list[int]) -> Tensor | list[Tensor]:
         """Decode the encoder's maps (shallowest first); ``output_size`` is the input's spatial size.
 
         Returns:
@@ -286,13 +300,18 @@ class Decoder(nn.ModuleList):
         if not self.fuses:
             return self.expand(features[-1], [features[self.levels - 1 - i].shape[2:] for i in range(self.levels)] + sizes)
         x = features[-1]
-        outputs = []
+        outputs: list[Tensor] = []
         for i, stage in enumerate(self):
-            x = stage(x, features[self.levels - 1 - i]) if i < self.levels else stage(x, None, sizes[i - self.levels])
+            if i < self.levels:
+                x = stage(x, features[self.levels - 1 - i])
+            else:
+                x = stage(x, None, sizes[i - self.levels])
             outputs.append(x)
-        return outputs if self.deep_supervision else x
+        if self.deep_supervision:
+            return outputs
+        return x
 
-    def expand(self, x: Tensor, sizes: Sequence[Sequence[int]]) -> Tensor | list[Tensor]:
+    def expand(self, x: Tensor, sizes: list[list[int]]) -> Tensor | list[Tensor]:
         """Apply the stages without skips, stage ``j`` up-scaling to exactly ``sizes[j]``.
 
         Args:
@@ -303,11 +322,17 @@ class Decoder(nn.ModuleList):
             The last stage's output, (B, out_planes, *sizes[-1]); every stage's, deepest first,
                 while ``deep_supervision`` is True.
         """
-        outputs = []
-        for stage, size in zip(self, sizes):
-            x = stage(x, None, size)
+        outputs: list[Tensor] = []
+        for j, stage in enumerate(self):
+            x = stage(x, None, sizes[j])
             outputs.append(x)
-        return outputs if self.deep_supervision else x
+        if self.deep_supervision:
+            return outputs
+        return x
+
+
+# TorchScript reads attribute types from class annotations as objects (``extra_factors`` may be empty).
+resolve_annotations(Decoder)
 
 
 def make_head(in_planes: int, out_planes: int, spec: BlockSpec) -> ConvModern:

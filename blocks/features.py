@@ -92,11 +92,11 @@ class FeatureAPI:
     The network defines ``chain`` (the names of its stages in order), ``feature_info`` (whose
     ``module`` entries name the stages that output features, and ``'norm_act'`` for the last one in
     ``'new'`` order), ``norm_act``, ``avgpool``, ``fc``, ``num_classes``, ``num_features``, ``ndim``
-    and ``check_input(x)``.
+    and ``check_input(x)``, and writes out its stages in ``forward_stages`` (for TorchScript).
+    ``chain`` (a ``list[str]``) and ``feature_info`` (a ``list[FeatureInfo]``) have no class annotation:
+    TorchScript would read one as the type of a module attribute, and these are Python's alone.
     """
 
-    chain: list[str]
-    feature_info: list[FeatureInfo]
     head_argument: str = "num_classes"
     """The constructor's name for the number of classes (``'out_length'`` in `EncoderNet`)."""
 
@@ -159,10 +159,20 @@ class FeatureAPI:
         Returns:
             (B, num_features, *spatial / reduction).
         """
-        self.check_input(x)
+        if not torch.jit.is_scripting():
+            self.check_input(x)
+        x = self.forward_stages(x)
+        return x if self.norm_act is None else self.norm_act(x)
+
+    def forward_stages(self, x: Tensor) -> Tensor:
+        """The stages of ``chain`` in order (no input check, no final ``norm_act``).
+
+        The network writes them out (`blocks.resnet.ResNet`, `blocks.networks.EncoderNet`), so
+        TorchScript compiles them; this loop by name is the rule they follow.
+        """
         for name in self.chain:
             x = self.get_submodule(name)(x)
-        return x if self.norm_act is None else self.norm_act(x)
+        return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """The head on a last feature map: global average pooling, then ``fc`` unless ``pre_logits``.
@@ -176,7 +186,10 @@ class FeatureAPI:
         """
         if self.avgpool is not None:
             x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits or self.fc is None else self.fc(x)
+        fc = self.fc
+        if fc is None or pre_logits:  # ``fc is None`` first: TorchScript then compiles no call of None
+            return x
+        return fc(x)
 
     def forward(self, x: Tensor) -> Tensor:
         """Classify ``x``; with ``num_classes=0`` the pooled features, with None the last feature map.

@@ -111,17 +111,21 @@ def steps_between(reductions: Sequence[Sequence[int]], name: str = "encoder") ->
     return steps
 
 
-def scaled_size(size: Sequence[int], factor: int | Sequence[int]) -> tuple[int, ...]:
+def scaled_size(size: list[int], factor: int | list[int]) -> list[int]:
     """``ceil(n / factor)`` for each side (``factor`` an int or one per side): a map at ``1 / factor`` of an input.
 
-    `blocks.decoder` calls it at run time on a traced input's size, as a leaf of fx traces.
+    `blocks.decoder` calls it at run time on a traced input's size, as a leaf of fx traces, and it
+    compiles with TorchScript (tuples work as well as lists in Python).
 
     Examples:
         >>> scaled_size((97, 64), 4), scaled_size((7, 97, 64), (1, 4, 4))
-        ((25, 16), (7, 25, 16))
+        ([25, 16], [7, 25, 16])
     """
-    factors = (factor,) * len(size) if isinstance(factor, int) else factor
-    return tuple(-(-n // f) for n, f in zip(size, factors))
+    if isinstance(factor, int):
+        factors = [factor] * len(size)
+    else:
+        factors = factor
+    return [-(-size[i] // factors[i]) for i in range(len(size))]
 
 
 def level_sizes(
@@ -141,7 +145,7 @@ def level_sizes(
         strides = default_strides(levels or 1, len(size))
     sizes, current = [], tuple(size)
     for stride in strides:
-        current = scaled_size(current, tuple(stride))
+        current = tuple(scaled_size(current, tuple(stride)))
         sizes.append(current)
     return sizes
 

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from .checks import (
@@ -118,7 +119,7 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         norm_act = NormAct(channels[-1], normalizer, activator, ndim) if layer_order == "new" else None
         self.norm_act = norm_act if norm_act else None
         self.chain = ["stem", *(f"encoder.{i}" for i in range(len(channels)))]
-        self.feature_info: list[FeatureInfo] = [FeatureInfo(**f) for f in self.encoder.feature_info]
+        self.feature_info = [FeatureInfo(**f) for f in self.encoder.feature_info]  # (TorchScript cannot read the type)
         if self.norm_act is not None:
             self.feature_info[-1] = FeatureInfo(**{**self.feature_info[-1], "module": "norm_act"})
         self.num_features = channels[-1]
@@ -129,6 +130,7 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         self.min_size = compact(min_sizes(self.feature_info[-1]["reductions"]))
 
     @property
+    @torch.jit.unused
     def out_length(self) -> int | None:
         """The output length (timm's ``num_classes``)."""
         return self.num_classes
@@ -137,6 +139,13 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         """Raise a clear error unless ``x`` is (B, in_planes, *spatial) with a spatial size of at least ``min_size``."""
         check_input(self, x, self.in_planes, self.ndim)
         check_min_size(self, x, self.min_size, self.feature_info[-1]["reductions"])
+
+    def forward_stages(self, x: Tensor) -> Tensor:
+        """``stem`` -> each stage of ``encoder`` (``chain``), without the input check or ``norm_act``."""
+        x = self.stem(x)
+        for stage in self.encoder:
+            x = stage(x)
+        return x
 
 
 class DecoderNet(Configurable, GradCheckpointing, nn.Module):
@@ -255,10 +264,14 @@ class DecoderNet(Configurable, GradCheckpointing, nn.Module):
         Raises:
             ValueError: If ``x`` does not have the shape (B, *input_size).
         """
-        self.check_input(x)
+        if not torch.jit.is_scripting():
+            self.check_input(x)
         if self.fc is not None:
-            x = self.fc(x).unflatten(1, (self.channels[-1], *self.sizes[-1]))
-        return self.head(self.decoder.expand(self.bottom(x), self.stage_sizes))
+            x = self.fc(x).unflatten(1, [self.channels[-1]] + list(self.sizes[-1]))
+        decoded = self.decoder.expand(self.bottom(x), [list(size) for size in self.stage_sizes])
+        if isinstance(decoded, list):
+            raise ValueError("decoder.deep_supervision is True, but a DecoderNet has no deep-supervision heads")
+        return self.head(decoded)
 
 
 class EncoderNet1d(EncoderNet):

@@ -46,10 +46,10 @@ __all__ = [
 class Branch(nn.Sequential):
     """The residual branch: units in order, with ``output_size`` passed to the one that up-samples."""
 
-    def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
-        """Apply the units; ``output_size`` reaches only the up-sampling unit."""
-        for unit in self:
-            x = unit(x, output_size) if unit.upsamples else unit(x)
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        """Apply the units; ``output_size`` reaches only the up-sampling unit (the one with an ``up`` layer)."""
+        for unit in self:  # unrolled by TorchScript, which decides each hasattr when it compiles
+            x = unit(x, output_size) if hasattr(unit, "up") else unit(x)
         return x
 
 
@@ -159,6 +159,8 @@ class ResidualBlock(ChannelAliases, nn.Module):
         torch.Size([1, 8, 5, 5])
     """
 
+    __constants__ = ["shortcut_upsamples"]  # TorchScript compiles only the shortcut call that applies
+
     def __init__(
         self,
         branch: Branch,
@@ -185,6 +187,7 @@ class ResidualBlock(ChannelAliases, nn.Module):
         self.grad_checkpointing = False
 
     @property
+    @torch.jit.unused
     def upsamples(self) -> bool:
         """True if this block up-samples, and so takes an ``output_size`` at call time."""
         return any(unit.upsamples for unit in self.branch)
@@ -199,7 +202,7 @@ class ResidualBlock(ChannelAliases, nn.Module):
         """
         check_call(self, x, output_size, "up-scale")
 
-    def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         """Apply the block: branch(x) + shortcut(x), then the activation in ``'old'`` order.
 
         Args:
@@ -214,12 +217,13 @@ class ResidualBlock(ChannelAliases, nn.Module):
             ValueError: If ``x`` has the wrong shape, or ``output_size`` is malformed or given to a
                 block that does not up-scale.
         """
-        self.check(x, output_size)
-        if self.grad_checkpointing and torch.is_grad_enabled():
-            return checkpoint(self._residual, x, output_size, use_reentrant=False)
+        if not torch.jit.is_scripting():  # the checks and checkpointing are Python's; a script runs the sum alone
+            self.check(x, output_size)
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                return checkpoint(self._residual, x, output_size, use_reentrant=False)
         return self._residual(x, output_size)
 
-    def _residual(self, x: Tensor, output_size: tuple[int, ...] | None) -> Tensor:
+    def _residual(self, x: Tensor, output_size: list[int] | None) -> Tensor:
         """branch(x) + shortcut(x), then the activation in ``'old'`` order."""
         out = self.branch(x, output_size)
         if self.shortcut is None:

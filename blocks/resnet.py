@@ -353,7 +353,7 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         self.pool = torch_layer("MaxPool", ndim)(**STEM_POOL) if stem_pool else None
         pool_stride = (STEM_POOL["stride"] if stem_pool else 1,) * ndim
         stem_reduction, _, *reductions = reductions_of([stem_stride, pool_stride, *self.strides])
-        self.feature_info: list[FeatureInfo] = [feature(STEM_PLANES, stem_reduction, "stem")]
+        self.feature_info = [feature(STEM_PLANES, stem_reduction, "stem")]  # (TorchScript cannot read the type)
         planes = STEM_PLANES
         for index, (depth, width) in enumerate(zip(layers, WIDTHS)):
             name, out_planes = f"layer{index + 1}", width * EXPANSION[block]
@@ -374,6 +374,13 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error unless ``x`` is (B, in_planes, *spatial); steps aside while fx traces."""
         check_input(self, x, self.in_planes, self.ndim)
+
+    def forward_stages(self, x: Tensor) -> Tensor:
+        """``stem`` -> ``pool`` -> ``layer1`` ... ``layer4`` (``chain``), without the input check or ``norm_act``."""
+        x = self.stem(x)
+        if self.pool is not None:
+            x = self.pool(x)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
 def feature(channels: int, reductions: Sequence[int], module: str) -> FeatureInfo:

@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from .backbones import BackboneReader, prune_head, read_backbone
@@ -299,6 +300,7 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         self.min_size = compact(min_sizes(reductions[-1]))
 
     @property
+    @torch.jit.unused
     def deep_supervision(self) -> bool:
         """nnU-Net's switch, ``decoder.deep_supervision``: while True, `forward` returns one output per decoder stage.
 
@@ -354,7 +356,9 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
 
     def _encode(self, x: Tensor) -> list[Tensor]:
         """`encode` without the input check."""
-        if self.stem is None:
+        if self.stem is None:  # an encoder of its own; TorchScript compiles only the own encoder's path
+            if torch.jit.is_scripting():
+                raise RuntimeError("a U-Net with an outside encoder does not compile with TorchScript")
             features = self.reader(self.encoder, x)
             if not is_tracing(x) and len(features) != len(self.channels):
                 raise ValueError(
@@ -396,17 +400,24 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         Raises:
             ValueError: If ``x`` has the wrong shape or is too small (see `check_input`).
         """
-        self.check_input(x)
+        if not torch.jit.is_scripting():
+            self.check_input(x)
         decoded = self.decoder(self._encode(x), x.shape[2:])
-        if not self.decoder.deep_supervision:
+        if not isinstance(decoded, list):  # decoder.deep_supervision is False (fx's Proxy is not a list either)
             return self.head(decoded)
-        if self.heads is None:
-            raise ValueError(
-                f"decoder.deep_supervision is True but {type(self).__name__} was built without deep-supervision "
-                "heads; build it with deep_supervision=True"
-            )
-        coarse = [head(out) for head, out in zip(self.heads, decoded[:-1])]
-        return [self.head(decoded[-1]), *reversed(coarse)]
+        heads = self.heads
+        if heads is None:
+            if not torch.jit.is_scripting():
+                raise ValueError(
+                    f"decoder.deep_supervision is True but {type(self).__name__} was built without deep-supervision "
+                    "heads; build it with deep_supervision=True"
+                )
+            raise ValueError("decoder.deep_supervision is True but the U-Net was built without deep-supervision heads")
+        else:
+            outputs = [self.head(decoded[-1])]  # full resolution first, then each coarser stage's head
+            for j, head in enumerate(heads):  # heads[j] reads stage j (deepest first)
+                outputs.insert(1, head(decoded[j]))
+            return outputs
 
 
 class UNet1d(UNet):

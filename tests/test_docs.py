@@ -814,7 +814,7 @@ def test_site_models_page_has_the_registry_saving_and_inflation():
     for name in blocks.list_models():
         assert name in text, name
     assert f"{meta_count('UNet3d()'):,}" in text
-    assert "['config.json', 'model.safetensors']" in text and "equal outputs: True" in text
+    assert "['README.md', 'config.json', 'model.safetensors']" in text and "equal outputs: True" in text
     assert "'center'" in text and "cosine to the 2-D output" in text
     assert "is not a blocks network, so config.json cannot rebuild it" in text
     index = (Path(SITE) / "index.html").read_text(encoding="utf-8")

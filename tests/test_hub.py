@@ -98,7 +98,7 @@ def test_save_and_load(name, tmp_path):
     model = seeded(build).eval()
     folder = model.save_pretrained(tmp_path / "model")
     assert folder == tmp_path / "model"
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads((folder / "config.json").read_text()) == expected
     assert model.config == expected
 
@@ -326,7 +326,7 @@ def test_offline_without_huggingface_hub_timm_or_torchvision(tmp_path):
     x = randn(2, 1, 9, 11)
     with torch.no_grad():
         assert torch.equal(load_file(given / "y.safetensors")["y"], model(x))
-    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["README.md", "config.json", "model.safetensors"]
 
 
 # ------------------------------------------------------------------------------------ huggingface_hub
@@ -373,7 +373,7 @@ def test_mixin_loads_a_folder_written_by_blocks(tmp_path, offline_hub):
     hub = small_resnet(HubResNet)
     assert HubResNet.save_pretrained is blocks.ResNet.save_pretrained
     folder = hub.save_pretrained(tmp_path / "hub")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads((folder / "config.json").read_text()) == {
         "blocks_class": "HubResNet", "layers": [1, 1, 1, 1], "block": "plain", "in_planes": 1, "num_classes": 3,
     }
@@ -460,3 +460,133 @@ def test_inner_modules_keep_no_configuration():
     assert "_config" not in vars(net.encoder) and "_config" not in vars(net.decoder)
     assert "_config" not in vars(net.decoder[0])
     assert net.config == {"blocks_class": "UNet2d", "channels": [2, 4], "layers": 1}
+
+
+# ---- huggingface_hub's save_pretrained keywords, the model card -----------------------------------------
+
+
+def test_model_card_says_class_arguments_parameters_and_summary(tmp_path):
+    model = seeded(lambda: blocks.EncoderNet1d(in_planes=2, out_length=3, channels=(2, 4), layers=1))
+    folder = model.save_pretrained(tmp_path, model_card_kwargs={"license": "mit", "tags": ["audio"]})
+    card = (folder / "README.md").read_text()
+    table = blocks.summary(model, (2, 64)).splitlines()
+    count = sum(p.numel() for p in model.parameters())
+    assert count == 137
+    assert card == (
+        '---\nlibrary_name: "blocks"\nlicense: "mit"\ntags: ["blocks", "pytorch", "audio"]\n---\n\n'
+        "# EncoderNet1d\n\n"
+        "A `EncoderNet1d` of the `blocks` library, with 137 parameters, saved by `save_pretrained` "
+        "(weights in `model.safetensors`, arguments in `config.json`).\n\n"
+        "```python\nimport blocks\n\nmodel = blocks.from_pretrained(folder)  # this folder\n```\n\n"
+        "## Arguments\n\n| argument | value |\n|---|---|\n"
+        "| `in_planes` | `2` |\n| `out_length` | `3` |\n| `channels` | `[2, 4]` |\n| `layers` | `1` |\n\n"
+        "## Layers\n\n`blocks.summary(model, (2, 64))`, first lines:\n\n```text\n"
+        + "\n".join(table[:12]) + "\n...\n```\n"
+    )
+    assert table[3].split() == ["Conv1d-1", "[-1,", "2,", "64]", "14"]
+
+
+def test_model_card_input_size_and_a_decoder_s_own_input(tmp_path):
+    unit = blocks.ConvModern3d(2, 4)
+    card = (unit.save_pretrained(tmp_path / "unit", model_card_kwargs={"input_size": (2, 5, 6, 7)}) / "README.md")
+    text = card.read_text()
+    assert "`blocks.summary(model, (2, 5, 6, 7))`" in text and "input_size" not in text.split("---")[1]
+    assert "            Conv3d-3           [-1, 4, 5, 6, 7]             216\n      ConvModern3d-4    " in text
+    decoder = blocks.DecoderNet2d((31, 17), in_length=5, channels=(2, 4), layers=1)
+    text = (decoder.save_pretrained(tmp_path / "decoder") / "README.md").read_text()
+    assert "`blocks.summary(model, (5,))`" in text and "| `out_size` | `[31, 17]` |" in text
+    resnet = blocks.ResNet([1, 1, 1, 1], "plain", in_planes=1, num_classes=None, strides=(1, 4, 4, 4))
+    text = (resnet.save_pretrained(tmp_path / "resnet") / "README.md").read_text()
+    assert "`blocks.summary(model, (1, 257, 257))`" in text  # its deepest map, at 1/256, keeps 2 pixels
+
+
+def test_an_existing_model_card_is_kept(tmp_path):
+    (tmp_path / "README.md").write_text("my own card\n")
+    blocks.BlockPlain1d(2, 2).save_pretrained(tmp_path)
+    assert (tmp_path / "README.md").read_text() == "my own card\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+
+
+@pytest.mark.parametrize("call, message", [
+    (dict(config={"layers": 1}),
+     "BlockPlain1d.save_pretrained got config={'layers': 1}; blocks writes the constructor's arguments "
+     "(model.config) as config.json, so config must be None"),
+    (dict(repo_id="me/model"),
+     "BlockPlain1d.save_pretrained got repo_id without push_to_hub=True; they only say where and how to upload"),
+    (dict(commit_message="first", private=True),
+     "BlockPlain1d.save_pretrained got commit_message, private without push_to_hub=True; they only say where and "
+     "how to upload"),
+    (dict(push_to_hub=True, revision="main"),
+     "BlockPlain1d.save_pretrained got unexpected keyword(s) ['revision']; the upload keywords are "
+     "['commit_message', 'private', 'token', 'branch', 'create_pr', 'allow_patterns', 'ignore_patterns', "
+     "'delete_patterns'] (with push_to_hub=True)"),
+    (dict(push_to_hub="yes"), "BlockPlain1d.save_pretrained got push_to_hub='yes'; it must be True or False"),
+    (dict(model_card_kwargs={1: "x"}),
+     "BlockPlain1d.save_pretrained got model_card_kwargs={1: 'x'}; its keys must be strings"),
+])
+def test_save_arguments_that_are_refused_before_anything_is_written(call, message, tmp_path):
+    with pytest.raises(ValueError) as error:
+        blocks.BlockPlain1d(2, 2).save_pretrained(tmp_path / "out", **call)
+    assert str(error.value) == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_push_to_hub_without_huggingface_hub_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import huggingface_hub now raises ImportError
+    with pytest.raises(ImportError) as error:
+        blocks.BlockPlain1d(2, 2).save_pretrained(tmp_path / "out", push_to_hub=True)
+    assert str(error.value) == (
+        "BlockPlain1d.save_pretrained(..., push_to_hub=True) needs huggingface_hub, which is not installed: pip "
+        "install huggingface_hub, or save locally (push_to_hub=False) and upload the folder yourself"
+    )
+    assert not (tmp_path / "out").exists()
+    assert blocks.BlockPlain1d(2, 2).save_pretrained(tmp_path / "local") == tmp_path / "local"  # saving stays local
+
+
+def test_push_to_hub_uploads_the_folder_with_huggingface_hub_s_api(tmp_path, monkeypatch):
+    """A stand-in for huggingface_hub records the calls: no network."""
+    calls = []
+
+    class HfApi:
+        def __init__(self, token=None):
+            calls.append(("HfApi", {"token": token}))
+
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+
+        def upload_folder(self, **kwargs):
+            calls.append(("upload_folder", {**kwargs, "files": sorted(p.name for p in kwargs["folder_path"].iterdir())}))
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", type(sys)("huggingface_hub"))
+    monkeypatch.setattr(sys.modules["huggingface_hub"], "HfApi", HfApi, raising=False)
+    folder = blocks.BlockPlain1d(2, 2).save_pretrained(tmp_path / "tiny", push_to_hub=True, token="t", private=True)
+    assert folder == tmp_path / "tiny"
+    upload = {"repo_type": "model", "commit_message": "Upload a blocks model", "revision": None, "create_pr": None,
+              "allow_patterns": None, "ignore_patterns": None, "delete_patterns": None}
+    assert calls == [
+        ("HfApi", {"token": "t"}),
+        ("create_repo", {"repo_id": "tiny", "repo_type": "model", "private": True, "exist_ok": True}),
+        ("upload_folder", {"repo_id": "tiny", "folder_path": folder, **upload,
+                           "files": ["README.md", "config.json", "model.safetensors"]}),
+    ]
+    calls.clear()
+    blocks.BlockPlain1d(2, 2).save_pretrained(tmp_path / "other", push_to_hub=True, repo_id="me/blocks-tiny",
+                                              commit_message="v1", branch="dev")
+    assert calls[1] == ("create_repo", {"repo_id": "me/blocks-tiny", "repo_type": "model", "private": None,
+                                        "exist_ok": True})
+    assert calls[2][1]["commit_message"] == "v1" and calls[2][1]["revision"] == "dev"
+
+
+def test_save_pretrained_takes_huggingface_hub_s_signature():
+    import inspect
+
+    parameters = inspect.signature(blocks.UNet2d.save_pretrained).parameters
+    assert [(p.name, p.kind.name, p.default) for p in parameters.values()][1:] == [
+        ("save_directory", "POSITIONAL_OR_KEYWORD", inspect.Parameter.empty),
+        ("config", "KEYWORD_ONLY", None), ("repo_id", "KEYWORD_ONLY", None), ("push_to_hub", "KEYWORD_ONLY", False),
+        ("model_card_kwargs", "KEYWORD_ONLY", None),
+        ("push_to_hub_kwargs", "VAR_KEYWORD", inspect.Parameter.empty),
+    ]
+    if PyTorchModelHubMixin is not None:  # the same names as the mixin's, in the same order
+        theirs = inspect.signature(PyTorchModelHubMixin.save_pretrained).parameters
+        assert [(p.name, p.kind) for p in theirs.values()] == [(p.name, p.kind) for p in parameters.values()]

@@ -186,7 +186,7 @@ def test_save_and_load_round_trip(name, nd, tmp_path):
     model = p.build().eval()
     assert model.config == p.expected_config(model)
     folder = model.save_pretrained(tmp_path / "saved")
-    assert sorted(f.name for f in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(f.name for f in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads((folder / "config.json").read_text()) == p.expected_config(model)
     again = blocks.from_pretrained(folder)
     assert type(again) is type(model) and not again.training
