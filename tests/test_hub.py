@@ -451,7 +451,8 @@ def test_every_class_0_2_0_could_write_is_savable():
     names = {cls.__name__ for cls in SAVABLE_CLASSES}
     for generic in ("ConvModern", "BlockPlain", "BlockBottleneck", "UNet", "AE", "EncoderNet", "DecoderNet"):
         assert {generic, *(f"{generic}{n}d" for n in (1, 2, 3))} <= names
-    assert "ResNet" in names and len(names) == len(SAVABLE_CLASSES) == 29
+    assert "ResNet" in names and {"PlainConvUNet", "ResidualEncoderUNet"} <= names  # and nnU-Net's twins
+    assert len(names) == len(SAVABLE_CLASSES) == 31
 
 
 def test_inner_modules_keep_no_configuration():
