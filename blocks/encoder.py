@@ -126,6 +126,8 @@ class Encoder(nn.ModuleList):
         spec: How the blocks are built (type, kernel, normalizer, activator, order, dimension).
         strides: One stride per level and dimension; None for ``(1, 2, 2, ...)``.
         kernel_sizes: One kernel size per level and dimension; None for ``spec.kernel_size`` everywhere.
+        dilations: One dilation per level and dimension (`blocks.levels.dilated_levels`; a level's
+            first block keeps the level before's); None for no dilation.
 
     Attributes:
         feature_info: timm's description of the outputs: ``num_chs``, ``reduction`` (relative to the
@@ -149,11 +151,16 @@ class Encoder(nn.ModuleList):
         spec: BlockSpec,
         strides: Sequence[Sequence[int]] | None = None,
         kernel_sizes: Sequence[Sequence[int]] | None = None,
+        dilations: Sequence[Sequence[int]] | None = None,
     ) -> None:
         strides = default_strides(len(channels), spec.ndim) if strides is None else strides
         kernels = (spec.kernel_size,) * len(channels) if kernel_sizes is None else kernel_sizes
+        dilated = ((1,) * spec.ndim,) * len(channels) if dilations is None else dilations
         super().__init__(
-            spec.with_kernel(kernels[i]).stage(channels[max(i - 1, 0)], channels[i], layers[i], stride=strides[i])
+            spec.with_kernel(kernels[i]).stage(
+                channels[max(i - 1, 0)], channels[i], layers[i], stride=strides[i], dilation=dilated[i],
+                first_dilation=dilated[max(i - 1, 0)],
+            )
             for i in range(len(channels))
         )
         self.feature_info = [

@@ -27,6 +27,7 @@ from .checks import (
     check_call,
     check_positive_int,
     check_tuple,
+    compact,
     named_class,
     resolve_ndim,
 )
@@ -51,17 +52,22 @@ class Branch(nn.Sequential):
         return x
 
 
-def check_same_padding(kernel_size: IntOrTuple, padding: IntOrTuple, ndim: int) -> None:
-    """Raise a ValueError unless ``padding`` keeps the size of a stride-1 conv with ``kernel_size``.
+def check_same_padding(kernel_size: IntOrTuple, padding: IntOrTuple, ndim: int, dilation: IntOrTuple = 1) -> None:
+    """Raise a ValueError unless ``padding`` keeps the size of a stride-1 conv with ``kernel_size`` and ``dilation``.
 
     The branch and the shortcut must produce the same size, and the shortcut's 1x1 conv has no
-    padding, so every k x k conv of a block needs ``padding = (k - 1) // 2`` with odd ``k``.
+    padding, so every k x k conv of a block needs ``padding = d (k - 1) / 2`` with odd ``k``
+    (`blocks.conv.same_padding`; ``d = 1`` without dilation).
     """
     kernel, pad = check_tuple("kernel_size", kernel_size, ndim), check_tuple("padding", padding, ndim, minimum=0)
-    if any(k % 2 == 0 for k in kernel) or pad != same_padding(kernel):
+    dilated = check_tuple("dilation", dilation, ndim)
+    if any(k % 2 == 0 for k in kernel) or pad != same_padding(kernel, dilated):
+        rule = "(kernel_size - 1) // 2" if all(d == 1 for d in dilated) else (
+            f"dilation * (kernel_size - 1) // 2 = {compact(same_padding(kernel, dilated))} with dilation={dilation!r}"
+        )
         raise ValueError(
             f"kernel_size={kernel_size!r} with padding={padding!r} changes the size in the branch but not in "
-            "the shortcut; a residual block needs an odd kernel_size and padding=(kernel_size - 1) // 2"
+            f"the shortcut; a residual block needs an odd kernel_size and padding={rule}"
         )
 
 
@@ -254,6 +260,8 @@ class BlockPlain(Configurable, ResidualBlock):
         scaler: ``'down'`` or ``'up'``.
         hidden_planes: Channels between the units; defaults to ``in_planes`` (MDNC).
         scale_first: Scale in the first unit instead of the second.
+        dilation: Dilation of both units' convs, an int or one per dimension (a dilated ResNet's
+            blocks); then ``padding`` must be ``dilation * (kernel_size - 1) // 2``.
         shortcut: ``'auto'`` (`make_shortcut`: identity, or a projection when the channels change or
             the block scales), None (the identity) or any module mapping the input to the branch's
             output shape; it gets the call's ``output_size`` only if it up-samples (``upsamples``).
@@ -288,17 +296,18 @@ class BlockPlain(Configurable, ResidualBlock):
         hidden_planes: int | None = None,
         scale_first: bool = False,
         shortcut: ShortcutSpec = "auto",
+        dilation: IntOrTuple = 1,
         ndim: int | None = None,
     ) -> None:
         ndim = resolve_ndim(type(self), ndim)
         hidden = check_planes(in_planes, out_planes, hidden_planes)
-        check_same_padding(kernel_size, padding, ndim)
+        check_same_padding(kernel_size, padding, ndim, dilation)
         check_bool("scale_first", scale_first)
         scaled = {"stride": stride, "output_size": output_size}
         kept = {"stride": 1, "output_size": None}
         first, second = (scaled, kept) if scale_first else (kept, scaled)
         common = {"kernel_size": kernel_size, "padding": padding, "normalizer": normalizer,
-                  "layer_order": layer_order, "scaler": scaler, "ndim": ndim}
+                  "layer_order": layer_order, "scaler": scaler, "dilation": dilation, "ndim": ndim}
         unit = named_class(ConvModern, ndim)
         branch = Branch(
             unit(in_planes, hidden, activator=activator, **common, **first),
@@ -330,6 +339,8 @@ class BlockBottleneck(Configurable, ResidualBlock):
         scaler: ``'down'`` or ``'up'``.
         hidden_planes: Bottleneck width; defaults to ``in_planes`` (MDNC; torchvision uses ``out_planes // 4``).
         shortcut: ``'auto'``, None or a module, as in `BlockPlain`.
+        dilation: Dilation of the middle unit's conv, an int or one per dimension (a dilated ResNet's
+            blocks); then ``padding`` must be ``dilation * (kernel_size - 1) // 2``.
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
 
     Examples:
@@ -360,16 +371,18 @@ class BlockBottleneck(Configurable, ResidualBlock):
         *,
         hidden_planes: int | None = None,
         shortcut: ShortcutSpec = "auto",
+        dilation: IntOrTuple = 1,
         ndim: int | None = None,
     ) -> None:
         ndim = resolve_ndim(type(self), ndim)
         hidden = check_planes(in_planes, out_planes, hidden_planes)
-        check_same_padding(kernel_size, padding, ndim)
+        check_same_padding(kernel_size, padding, ndim, dilation)
         common = {"normalizer": normalizer, "layer_order": layer_order, "scaler": scaler, "ndim": ndim}
         unit = named_class(ConvModern, ndim)
         branch = Branch(
             unit(in_planes, hidden, 1, 1, 0, None, activator=activator, **common),
-            unit(hidden, hidden, kernel_size, stride, padding, output_size, activator=activator, **common),
+            unit(hidden, hidden, kernel_size, stride, padding, output_size, activator=activator, dilation=dilation,
+                 **common),
             unit(hidden, out_planes, 1, 1, 0, None, activator=activator, linear_output=layer_order == "old", **common),
         )
         parts = _block_parts(in_planes, out_planes, stride, output_size, normalizer, activator, layer_order, scaler,
@@ -434,7 +447,9 @@ class BlockSpec:
     width: str = "narrow"
     ndim: int = 2
 
-    def build(self, in_planes: int, out_planes: int, stride: IntOrTuple = 1, scaler: str = "down") -> nn.Module:
+    def build(
+        self, in_planes: int, out_planes: int, stride: IntOrTuple = 1, scaler: str = "down", dilation: IntOrTuple = 1
+    ) -> nn.Module:
         """One block ``in_planes -> out_planes``: hidden width by `width`, scaling placed by `scales_first`.
 
         The spec builds the block's shortcut (`make_shortcut`) and hands it in, as torchvision's
@@ -445,28 +460,45 @@ class BlockSpec:
             out_planes: Output channels.
             stride: Down-scaling stride or up-scaling factor.
             scaler: ``'down'`` or ``'up'``.
+            dilation: Dilation of the k x k convs; the padding follows (`blocks.conv.same_padding`).
 
         Returns:
             The named block of the spec's dimension (e.g. `BlockPlain2d`; `ConvModern2d` for ``'conv'``).
         """
         kernel = check_tuple("kernel_size", self.kernel_size, self.ndim)
+        dilated = check_tuple("dilation", dilation, self.ndim)
+        extra = {} if all(d == 1 for d in dilated) else {"dilation": compact(dilated)}
         if self.block == "conv":
             return named_class(ConvModern, self.ndim)(
-                in_planes, out_planes, kernel, stride, same_padding(kernel), None, self.normalizer, self.activator,
-                self.layer_order, scaler,
+                in_planes, out_planes, kernel, stride, same_padding(kernel, dilated), None, self.normalizer,
+                self.activator, self.layer_order, scaler, **extra,
             )
-        extra = {"scale_first": True} if scales_first(self.block, scaler) else {}
+        if scales_first(self.block, scaler):
+            extra["scale_first"] = True
         shortcut = make_shortcut(in_planes, out_planes, stride, None, self.normalizer, scaler, self.ndim)
         return named_class(BLOCKS[self.block], self.ndim)(
-            in_planes, out_planes, kernel, stride, same_padding(kernel), None, self.normalizer,
+            in_planes, out_planes, kernel, stride, same_padding(kernel, dilated), None, self.normalizer,
             self.activator, self.layer_order, scaler,
             hidden_planes=HIDDEN_WIDTHS[self.width](self.block, in_planes, out_planes), shortcut=shortcut, **extra,
         )
 
-    def stage(self, in_planes: int, out_planes: int, depth: int, stride: IntOrTuple = 1) -> nn.Sequential:
-        """``depth`` blocks; the first takes the stride and the change of channels (torchvision's and MDNC's stages)."""
-        first = self.build(in_planes, out_planes, stride)
-        return nn.Sequential(first, *(self.build(out_planes, out_planes) for _ in range(depth - 1)))
+    def stage(
+        self,
+        in_planes: int,
+        out_planes: int,
+        depth: int,
+        stride: IntOrTuple = 1,
+        dilation: IntOrTuple = 1,
+        first_dilation: IntOrTuple | None = None,
+    ) -> nn.Sequential:
+        """``depth`` blocks; the first takes the stride and the change of channels (torchvision's and MDNC's stages).
+
+        In a dilated stage (`blocks.levels.dilated_levels`) the first block keeps ``first_dilation``,
+        the dilation of the stage before (torchvision's ``previous_dilation``, timm's
+        ``first_dilation``), and the others have ``dilation``; None means ``dilation`` for all.
+        """
+        first = self.build(in_planes, out_planes, stride, dilation=dilation if first_dilation is None else first_dilation)
+        return nn.Sequential(first, *(self.build(out_planes, out_planes, dilation=dilation) for _ in range(depth - 1)))
 
     def with_kernel(self, kernel_size: IntOrTuple) -> BlockSpec:
         """The same spec with another kernel size (one level's, of ``kernel_sizes``)."""
