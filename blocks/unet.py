@@ -57,7 +57,7 @@ from .checks import (
     resolve_ndim,
 )
 from .configurable import Configurable, records_config
-from .conv import ChannelAliases
+from .conv import ChannelAliases, Layers
 from .decoder import Decoder, make_head
 from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_levels, family_spec, make_unet_stem
 from .features import make_global_pool
@@ -114,7 +114,7 @@ def check_aux_params(aux_params: Any) -> dict[str, Any]:
     return params
 
 
-class ClassificationHead(nn.Sequential):
+class ClassificationHead(Layers):
     """smp's auxiliary classification head on a network's deepest map: pool, flatten, dropout, linear, activation.
 
     Its five entries are smp's, in smp's order, so its keys are ``classification_head.3.weight`` and
