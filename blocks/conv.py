@@ -200,14 +200,18 @@ class Upsample(nn.Upsample):
         return resample(x, output_size, self.sizes, self.scales, self.fixed_mode)
 
 
-def same_padding(kernel: Sequence[int]) -> tuple[int, ...]:
-    """The padding that keeps the size of a stride-1 conv with an odd ``kernel``: ``(k - 1) // 2`` per dimension.
+def same_padding(kernel: Sequence[int], dilation: int | Sequence[int] = 1) -> tuple[int, ...]:
+    """The padding that keeps the size of a stride-1 conv with an odd ``kernel``: ``d (k - 1) / 2`` per dimension.
+
+    ``dilation`` (``d``, an int or one per dimension) spreads the kernel's taps ``d`` apart, so it
+    spans ``d (k - 1) + 1`` positions.
 
     Examples:
-        >>> same_padding((1, 3, 7))
-        (0, 1, 3)
+        >>> same_padding((1, 3, 7)), same_padding((3, 3), dilation=(1, 4))
+        ((0, 1, 3), (1, 4))
     """
-    return tuple((k - 1) // 2 for k in kernel)
+    dilations = (dilation,) * len(kernel) if is_int(dilation) else tuple(dilation)
+    return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilations))
 
 
 def norm_act(
@@ -320,6 +324,8 @@ class ConvModern(Configurable, ChannelAliases, Layers):
             True beside a normalizer is nnU-Net's ``conv_bias=True``.
         dropout: None, a probability (``nn.Dropout(p)``) or a factory ``f() -> nn.Module``
             (``lambda: nn.Dropout3d(0.2)``), applied right after the conv; see `blocks.layers.make_dropout`.
+        dilation: The conv's dilation, an int or one per dimension; with an odd kernel, ``padding =
+            dilation * (kernel_size - 1) // 2`` keeps the size (`same_padding`).
         bare: The conv alone (see above).
         linear_output: No activation after the conv (see above).
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
@@ -363,6 +369,7 @@ class ConvModern(Configurable, ChannelAliases, Layers):
         *,
         bias: bool | None = None,
         dropout: DropoutSpec = None,
+        dilation: IntOrTuple = 1,
         bare: bool = False,
         linear_output: bool = False,
         ndim: int | None = None,
@@ -374,6 +381,7 @@ class ConvModern(Configurable, ChannelAliases, Layers):
         kernel_size = check_tuple("kernel_size", kernel_size, ndim)
         stride = check_tuple("stride", stride, ndim)
         padding = check_tuple("padding", padding, ndim, minimum=0)
+        dilation = check_tuple("dilation", dilation, ndim)
         output_size = check_output_size(output_size, ndim)
         check_choice("layer_order", layer_order, LAYER_ORDERS)
         check_choice("scaler", scaler, SCALERS)
@@ -394,6 +402,7 @@ class ConvModern(Configurable, ChannelAliases, Layers):
             kernel_size,
             stride=stride if scaler == "down" and not subsampled else 1,
             padding=padding,
+            dilation=dilation,
             bias=is_null(normalizer) if bias is None else bias,
         )
         scaled = {
@@ -412,8 +421,8 @@ class ConvModern(Configurable, ChannelAliases, Layers):
             if layer is not None:
                 self.add_module(name, layer)
         self.layer_names = tuple(self._modules)
-        # Every input is at least 1 px, so only a padding below (k - 1) / 2 can leave the conv too little.
-        self.can_be_too_small = any(2 * p < k - 1 for p, k in zip(padding, kernel_size))
+        # Every input is at least 1 px, so only a padding below d (k - 1) / 2 can leave the conv too little.
+        self.can_be_too_small = any(2 * p < d * (k - 1) for p, k, d in zip(padding, kernel_size, dilation))
 
     @property
     @torch.jit.unused
@@ -442,12 +451,14 @@ class ConvModern(Configurable, ChannelAliases, Layers):
         if self.upsamples:
             up = self.up
             size = output_size or up.size or tuple(n * int(s) for n, s in zip(size, up.scale_factor))
-        if any(n + 2 * p < k for n, p, k in zip(size, conv.padding, conv.kernel_size)):
+        spans = [d * (k - 1) + 1 for k, d in zip(conv.kernel_size, conv.dilation)]
+        if any(n + 2 * p < span for n, p, span in zip(size, conv.padding, spans)):
+            dilated = "" if all(d == 1 for d in conv.dilation) else f" dilated by {conv.dilation}"
             raise ValueError(
                 f"{type(self).__name__} got input of shape {tuple(x.shape)}, too small: its conv sees "
                 f"{tuple(size)}{' after up-sampling' if self.upsamples else ''}, which with padding="
-                f"{conv.padding} is smaller than kernel_size={conv.kernel_size} "
-                "(needs size + 2 * padding >= kernel_size)"
+                f"{conv.padding} is smaller than kernel_size={conv.kernel_size}{dilated} "
+                "(needs size + 2 * padding >= dilation * (kernel_size - 1) + 1)"
             )
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:

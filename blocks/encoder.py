@@ -180,6 +180,8 @@ class Encoder(nn.ModuleList):
         kernel_sizes: One kernel size per level and dimension; None for ``spec.kernel_size`` everywhere.
         in_planes: Input channels of stage 0; None for ``channels[0]``.
         hidden_planes: An explicit hidden width per level (None entries: the spec's rule), or None.
+        dilations: One dilation per level and dimension (`blocks.levels.dilated_levels`; a level's
+            first block keeps the level before's); None for no dilation.
 
     Attributes:
         feature_info: timm's description of the outputs: ``num_chs``, ``reduction`` (relative to the
@@ -203,16 +205,21 @@ class Encoder(nn.ModuleList):
         spec: BlockSpec,
         strides: Sequence[Sequence[int]] | None = None,
         kernel_sizes: Sequence[Sequence[int]] | None = None,
+        dilations: Sequence[Sequence[int]] | None = None,
         *,
         in_planes: int | None = None,
         hidden_planes: Sequence[int | None] | None = None,
     ) -> None:
         strides = default_strides(len(channels), spec.ndim) if strides is None else strides
         kernels = (spec.kernel_size,) * len(channels) if kernel_sizes is None else kernel_sizes
+        dilated = ((1,) * spec.ndim,) * len(channels) if dilations is None else dilations
         hidden = (None,) * len(channels) if hidden_planes is None else hidden_planes
         ins = [channels[0] if in_planes is None else in_planes, *channels[:-1]]
         super().__init__(
-            spec.at_level(kernels[i], hidden[i]).stage(ins[i], channels[i], layers[i], stride=strides[i])
+            spec.at_level(kernels[i], hidden[i]).stage(
+                ins[i], channels[i], layers[i], stride=strides[i], dilation=dilated[i],
+                first_dilation=dilated[max(i - 1, 0)],
+            )
             for i in range(len(channels))
         )
         self.feature_info = [

@@ -3,15 +3,19 @@
 A backbone is a chain of named stages; some stages output a feature map (``feature_info`` describes
 them, timm's convention). In ``'new'`` (pre-activation) order a final ``norm_act`` follows the last
 stage, and the last feature map is taken after it (0.1.0's choice, kept). Then a head: global
-average pooling and a linear classifier ``fc``.
+pooling (``global_pool``: average by default) and a linear classifier ``fc``.
 
 ``num_classes`` means what it means in timm, plus one value: ``None`` keeps no head (``forward``
 returns the last map), ``0`` keeps the pooling but no classifier (``forward`` returns the pooled
-``(B, num_features)``), ``n > 0`` adds the classifier.
+``(B, num_features)``; with ``global_pool=''`` the map), ``n > 0`` adds the classifier.
+
+The rest of timm's model contract: ``pretrained_cfg`` (alias ``default_cfg``; `timm_cfg`),
+``head_hidden_size``, and ``global_pool`` in the constructor and in ``reset_classifier``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
@@ -22,7 +26,17 @@ from .checks import is_int
 from .configurable import forget_config, update_config
 from .layers import torch_layer
 
-__all__ = ["FeatureAPI", "FeatureInfo", "check_num_classes", "take_indices"]
+__all__ = [
+    "GLOBAL_POOLS", "AdaptiveAvgMaxPool", "FeatureAPI", "FeatureInfo", "check_global_pool", "check_num_classes",
+    "make_global_pool", "take_indices", "timm_cfg",
+]
+
+GLOBAL_POOLS = ("avg", "max", "avgmax", "")
+"""``global_pool=`` values (timm's): global average, max, half the sum of both, or none (the map itself)."""
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""ImageNet's per-channel statistics (torchvision's and timm's), the ``pretrained_cfg`` of a 3-channel model."""
 
 
 class FeatureInfo(TypedDict):
@@ -86,17 +100,104 @@ def take_indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
     raise ValueError(f"indices={indices!r} must be None, an int (the last n) or a sequence of ints")
 
 
+def check_global_pool(global_pool: Any) -> str:
+    """Return ``global_pool`` if it is one of `GLOBAL_POOLS`, else raise a ValueError naming it.
+
+    Examples:
+        >>> check_global_pool("avgmax")
+        'avgmax'
+    """
+    if not isinstance(global_pool, str) or global_pool not in GLOBAL_POOLS:
+        raise ValueError(
+            f"global_pool={global_pool!r} is not allowed; use one of {list(GLOBAL_POOLS)} (timm's: average, max, "
+            "half the sum of both, '' for no pooling)"
+        )
+    return global_pool
+
+
+class AdaptiveAvgMaxPool(nn.Module):
+    """timm's ``'avgmax'`` global pooling in 1-D, 2-D or 3-D: half the sum of the average and the maximum.
+
+    Args:
+        ndim: Spatial dimensions.
+
+    Examples:
+        >>> import torch
+        >>> AdaptiveAvgMaxPool(1)(torch.tensor([[[0.0, 1.0, 5.0]]]))
+        tensor([[[3.5000]]])
+    """
+
+    def __init__(self, ndim: int = 2) -> None:
+        super().__init__()
+        self.avg = torch_layer("AdaptiveAvgPool", ndim)(1)
+        self.max = torch_layer("AdaptiveMaxPool", ndim)(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Pool (B, C, *spatial) to (B, C, 1, ...)."""
+        return 0.5 * (self.avg(x) + self.max(x))
+
+
+def make_global_pool(global_pool: str, ndim: int) -> nn.Module | None:
+    """The global pooling of a `GLOBAL_POOLS` name to a size of 1 in every dimension; None for ``''``.
+
+    Examples:
+        >>> make_global_pool("max", 3), make_global_pool("", 2)
+        (AdaptiveMaxPool3d(output_size=1), None)
+    """
+    kind = check_global_pool(global_pool)
+    if kind == "":
+        return None
+    if kind == "avgmax":
+        return AdaptiveAvgMaxPool(ndim)
+    return torch_layer({"avg": "AdaptiveAvgPool", "max": "AdaptiveMaxPool"}[kind], ndim)(1)
+
+
+def timm_cfg(
+    in_planes: int, num_classes: int | None, size: Sequence[int], reductions: Sequence[int], first_conv: str
+) -> dict[str, Any]:
+    """A model's ``pretrained_cfg`` in timm's keys, in any dimension; blocks has no weights to point to, so no URL.
+
+    ``input_size`` is ``(in_planes, *size)`` (one side per dimension: timm's (C, H, W) in 2-D),
+    ``pool_size`` the size of the last map at that input (``ceil(size / reduction)``), ``mean`` and
+    ``std`` ImageNet's with 3 channels, else one value each (ImageNet's averaged over RGB; timm repeats
+    a single value for every channel), ``first_conv`` and ``classifier`` the names of the stem's conv
+    and of ``fc`` (timm's tests find their ``.weight`` in the state_dict), ``num_classes`` 0 without
+    a classifier.
+
+    Examples:
+        >>> cfg = timm_cfg(1, 10, (224, 224), (32, 32), "stem.conv")
+        >>> cfg["input_size"], cfg["pool_size"], cfg["mean"], cfg["num_classes"]
+        ((1, 224, 224), (7, 7), (0.449,), 10)
+    """
+    rgb = in_planes == 3
+    return {
+        "num_classes": num_classes or 0,
+        "input_size": (in_planes, *size),
+        "fixed_input_size": False,
+        "pool_size": tuple(math.ceil(n / r) for n, r in zip(size, reductions)),
+        "interpolation": "bilinear",
+        "crop_pct": 0.875,
+        "mean": IMAGENET_MEAN if rgb else (round(sum(IMAGENET_MEAN) / 3, 3),),
+        "std": IMAGENET_STD if rgb else (round(sum(IMAGENET_STD) / 3, 3),),
+        "first_conv": first_conv,
+        "classifier": "fc",
+    }
+
+
 class FeatureAPI:
     """Mixin: ``forward_features``, ``forward_intermediates``, ``forward_head``, ``reset_classifier``, ``prune_intermediate_layers``.
 
     The network defines ``chain`` (the names of its stages in order), ``feature_info`` (whose
     ``module`` entries name the stages that output features, and ``'norm_act'`` for the last one in
-    ``'new'`` order), ``norm_act``, ``avgpool``, ``fc``, ``num_classes``, ``num_features``, ``ndim``
-    and ``check_input(x)``, and writes out its stages in ``forward_stages`` (for TorchScript).
-    ``chain`` (a ``list[str]``) and ``feature_info`` (a ``list[FeatureInfo]``) have no class annotation:
-    TorchScript would read one as the type of a module attribute, and these are Python's alone.
+    ``'new'`` order), ``norm_act``, ``num_features``, ``ndim`` and ``check_input(x)``, then calls
+    `init_head` for ``avgpool`` (the global pooling, whichever ``global_pool`` says), ``fc``,
+    ``num_classes``, ``global_pool``, ``head_hidden_size``, ``pretrained_cfg`` and ``default_cfg``; it
+    writes out its stages in ``forward_stages`` (for TorchScript). ``chain`` (a ``list[str]``) and
+    ``feature_info`` (a ``list[FeatureInfo]``) have no class annotation: TorchScript would read one as
+    the type of a module attribute, and these are Python's alone.
     """
 
+    global_pool: str
     head_argument: str = "num_classes"
     """The constructor's name for the number of classes (``'out_length'`` in `EncoderNet`)."""
 
@@ -202,28 +303,59 @@ class FeatureAPI:
         """
         return self.forward_head(self.forward_features(x))
 
+    def init_head(
+        self, num_classes: int | None, global_pool: str, in_planes: int, size: Sequence[int], first_conv: str
+    ) -> None:
+        """Build the head (`reset_classifier`) and timm's description of the model (`timm_cfg`), in the constructor.
+
+        Args:
+            num_classes: The constructor's number of classes (see `reset_classifier`).
+            global_pool: The constructor's pooling, one of `GLOBAL_POOLS`.
+            in_planes: Input channels.
+            size: The input's default spatial size for ``pretrained_cfg``, one per dimension.
+            first_conv: The name of the first conv.
+
+        Raises:
+            ValueError: For a bad ``num_classes`` or ``global_pool``, or a classifier without pooling.
+        """
+        self.global_pool = check_global_pool(global_pool)
+        self.reset_classifier(num_classes)
+        self.head_hidden_size = self.num_features  # no pre-logits layer: the pooled features reach fc
+        cfg = timm_cfg(in_planes, num_classes, size, self.feature_info[-1]["reductions"], first_conv)
+        self.pretrained_cfg = self.default_cfg = cfg
+
     def reset_classifier(self, num_classes: int | None, global_pool: str | None = None) -> None:
         """Replace the head (timm's name): a new ``fc`` for ``num_classes``, 0 for none, None for no pooling either.
 
+        The change is recorded in the model's arguments, so `save_pretrained` writes the new head.
+
         Args:
             num_classes: Classes of the new ``fc`` (newly initialised); 0 for no classifier; None
-                for no head at all.
-            global_pool: None to keep the pooling rule, ``'avg'`` for global average pooling, ``''``
-                for none (timm's vocabulary).
+                for no head at all (``global_pool`` is then kept for a later head).
+            global_pool: None to keep the model's pooling, else one of `GLOBAL_POOLS` (timm's):
+                ``'avg'``, ``'max'``, ``'avgmax'`` (half the sum of both) or ``''`` (none: with
+                ``num_classes=0`` the output is the last map).
 
         Raises:
-            ValueError: For a bad ``num_classes`` or ``global_pool``.
+            ValueError: For a bad ``num_classes`` or ``global_pool``, or ``num_classes > 0`` with
+                ``global_pool=''`` (a classifier needs pooled features; timm refuses it too).
         """
         num_classes = check_num_classes(num_classes)
-        if global_pool not in (None, "avg", ""):
-            raise ValueError(f"global_pool={global_pool!r} is not allowed; use None, 'avg' or ''")
-        pooled = num_classes is not None if global_pool is None else global_pool == "avg"
-        if pooled == (num_classes is not None):  # what the constructor builds for this num_classes
-            update_config(self, **{self.head_argument: num_classes})
-        else:
-            forget_config(self, f"reset_classifier({num_classes!r}, global_pool={global_pool!r})")
+        pool = self.global_pool if global_pool is None else check_global_pool(global_pool)
+        if pool == "" and num_classes:
+            raise ValueError(
+                f"{self.head_argument}={num_classes} with global_pool='' (no pooling): a classifier needs pooled "
+                f"features; use {self.head_argument}=0 for the last map (timm's convention) or one of "
+                f"{list(GLOBAL_POOLS[:-1])}"
+            )
+        recorded = self.__dict__.get("_config") or {}
+        arguments: dict[str, Any] = {self.head_argument: num_classes}
+        if pool != "avg" or "global_pool" in recorded:
+            arguments["global_pool"] = pool
+        update_config(self, **arguments)
         self.num_classes = num_classes
-        self.avgpool = torch_layer("AdaptiveAvgPool", self.ndim)(1) if pooled else None
+        self.global_pool = pool
+        self.avgpool = None if num_classes is None else make_global_pool(pool, self.ndim)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else None
 
     def prune_intermediate_layers(

@@ -16,8 +16,8 @@ from typing import Any, Union
 from .checks import PER_DIMENSION, check_odd_kernel, check_tuple, is_int
 
 __all__ = [
-    "PerLevel", "check_kernel_sizes", "check_strides", "default_strides", "level_sizes", "min_sizes", "min_size",
-    "reductions_of", "scaled_size", "steps_between",
+    "OUTPUT_STRIDES", "PerLevel", "check_kernel_sizes", "check_strides", "default_strides", "dilated_levels",
+    "level_sizes", "min_sizes", "min_size", "reductions_of", "scaled_size", "steps_between",
 ]
 
 PerLevel = Sequence[Union[int, Sequence[int]]]
@@ -88,6 +88,64 @@ def reductions_of(strides: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
         current = tuple(stride) if current is None else tuple(r * s for r, s in zip(current, stride))
         out.append(current)
     return out
+
+
+OUTPUT_STRIDES = (8, 16, 32)
+"""``output_stride=`` values of `blocks.ResNet` and `blocks.EncoderNet` (None: no dilation)."""
+
+
+def dilated_levels(
+    strides: Sequence[Sequence[int]], output_stride: int | None, reduction: Sequence[int]
+) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
+    """The output-stride rule (torchvision's ``replace_stride_with_dilation``, timm's ``output_stride``).
+
+    Going down the levels from ``reduction`` (the input's reduction before level 0: a ResNet's stem
+    and max-pool), a level that starts at a reduction of ``output_stride`` or more (the largest of
+    the dimensions) no longer strides: its stride multiplies the dilation instead, so the maps keep
+    their size from there on and the receptive field grows as before. A dilated level's first block
+    keeps the dilation of the level before (`blocks.residual.BlockSpec.stage`).
+
+    Args:
+        strides: The stride of each level, one int per dimension.
+        output_stride: One of `OUTPUT_STRIDES`, or None for no dilation (the strides unchanged).
+        reduction: The reduction before level 0, one int per dimension.
+
+    Returns:
+        ``(strides, dilations)``: the stride and the dilation of each level, one int per dimension.
+
+    Raises:
+        ValueError: If ``output_stride`` is not None or one of `OUTPUT_STRIDES`, or the maps cannot
+            stay at it (a single stride would pass it).
+
+    Examples:
+        >>> dilated_levels([(1, 1), (2, 2), (2, 2), (2, 2)], 8, (4, 4))
+        (((1, 1), (2, 2), (1, 1), (1, 1)), ((1, 1), (1, 1), (2, 2), (4, 4)))
+        >>> dilated_levels([(1, 1, 1), (1, 2, 2), (1, 2, 2)], 16, (1, 8, 8))[1]
+        ((1, 1, 1), (1, 1, 1), (1, 2, 2))
+    """
+    ones = (1,) * len(reduction)
+    if output_stride is None:
+        return tuple(tuple(s) for s in strides), (ones,) * len(strides)
+    if not is_int(output_stride) or output_stride not in OUTPUT_STRIDES:
+        raise ValueError(
+            f"output_stride={output_stride!r} is not allowed; use None (no dilation) or one of {list(OUTPUT_STRIDES)}"
+        )
+    current, dilation = tuple(reduction), ones
+    new_strides, dilations = [], []
+    for stride in strides:
+        if max(current) >= output_stride:
+            stride, dilation = ones, tuple(d * s for d, s in zip(dilation, stride))
+        else:
+            current = tuple(r * s for r, s in zip(current, stride))
+        new_strides.append(tuple(stride))
+        dilations.append(dilation)
+    if max(current) > output_stride:
+        raise ValueError(
+            f"output_stride={output_stride} cannot be kept: the levels reach a reduction of {max(current)} before a "
+            f"level can be dilated (strides {[tuple(s) for s in strides]} after a reduction of {tuple(reduction)}); "
+            "use a larger output_stride"
+        )
+    return tuple(new_strides), tuple(dilations)
 
 
 def steps_between(reductions: Sequence[Sequence[int]], name: str = "encoder") -> list[tuple[int, ...]]:

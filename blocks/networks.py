@@ -29,15 +29,19 @@ from .configurable import Configurable, records_config
 from .conv import NormAct
 from .decoder import Decoder, make_head
 from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_levels, family_spec, make_unet_stem
-from .features import FeatureAPI, FeatureInfo, check_num_classes
+from .features import FeatureAPI, FeatureInfo, check_global_pool, check_num_classes
 from .layers import LayerSpec
-from .levels import PerLevel, level_sizes, min_sizes, reductions_of
+from .levels import PerLevel, dilated_levels, level_sizes, min_sizes, reductions_of
 from .residual import GradCheckpointing
 
 __all__ = [
     "DecoderNet", "DecoderNet1d", "DecoderNet2d", "DecoderNet3d", "EncoderNet", "EncoderNet1d", "EncoderNet2d",
     "EncoderNet3d",
 ]
+
+
+INPUT_SIZES = {1: (4096,), 2: (256, 256), 3: (64, 64, 64)}
+"""The input size an `EncoderNet`'s ``pretrained_cfg`` names per dimension (the registry's default input)."""
 
 
 class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
@@ -64,11 +68,23 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         strides: One entry per level, an int or one per dimension (see `UNet`); None for ``(1, 2, 2, ...)``.
         kernel_sizes: One entry per level, an int or one per dimension; None for ``kernel_size`` everywhere.
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
+        global_pool: The head's global pooling (timm's values): ``'avg'``, ``'max'``, ``'avgmax'``
+            (half the sum of both) or ``''`` (none; only with ``out_length=0`` or None).
+        output_stride: 8, 16 or 32: the last map at most at this reduction, the levels past it
+            dilated instead of strided, as in `blocks.ResNet` (a level's first block keeps the
+            dilation of the level before); None (or a value at or above the deepest reduction,
+            16 with five levels) changes nothing.
 
     Attributes:
         feature_info: Channels, reduction (the largest of the dimensions), reductions (per
             dimension) and module of each level's map.
         num_features: Channels of the last map.
+        strides: The stride of each level, one int per dimension (1 in a dilated level).
+        dilations: The dilation of each level's later blocks, one int per dimension.
+        global_pool: The head's global pooling (`reset_classifier` changes it).
+        head_hidden_size: Width of the features that reach ``fc`` (``num_features``; timm's name).
+        pretrained_cfg: timm's description (`blocks.features.timm_cfg`), at the registry's default
+            input (256 x 256 in 2-D); ``default_cfg`` is the same.
         min_size: The input needs a spatial size of at least ``min_size`` (an int, or one per dimension).
 
     Raises:
@@ -104,18 +120,22 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         strides: PerLevel | None = None,
         kernel_sizes: PerLevel | None = None,
         ndim: int | None = None,
+        global_pool: str = "avg",
+        output_stride: int | None = None,
     ) -> None:
         super().__init__()
         self.ndim = ndim = resolve_ndim(type(self), ndim)
         self.in_planes = check_positive_int("in_planes", in_planes)
         out_length = check_num_classes(out_length)
+        check_global_pool(global_pool)
         spec = family_spec(block, kernel_size, normalizer, activator, layer_order, ndim)
         channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
         counts = check_per_level("layers", layers, len(channels))
-        self.strides, self.kernel_sizes = family_levels(len(channels), strides, kernel_sizes, kernel_size, ndim)
+        strides, self.kernel_sizes = family_levels(len(channels), strides, kernel_sizes, kernel_size, ndim)
+        self.strides, self.dilations = dilated_levels(strides, output_stride, (1,) * ndim)
 
         self.stem = make_unet_stem(in_planes, channels[0], spec.with_kernel(self.kernel_sizes[0]))
-        self.encoder = Encoder(channels, counts, spec, self.strides, self.kernel_sizes)
+        self.encoder = Encoder(channels, counts, spec, self.strides, self.kernel_sizes, self.dilations)
         norm_act = NormAct(channels[-1], normalizer, activator, ndim) if layer_order == "new" else None
         self.norm_act = norm_act if norm_act else None
         self.chain = ["stem", *(f"encoder.{i}" for i in range(len(channels)))]
@@ -123,7 +143,7 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         if self.norm_act is not None:
             self.feature_info[-1] = FeatureInfo(**{**self.feature_info[-1], "module": "norm_act"})
         self.num_features = channels[-1]
-        self.reset_classifier(out_length)
+        self.init_head(out_length, global_pool, in_planes, INPUT_SIZES[ndim], "stem.conv")
 
         self.channels = channels
         self.layers = counts

@@ -29,6 +29,7 @@ from .checks import (
     check_choice,
     check_positive_int,
     check_tuple,
+    compact,
     named_class,
     resolve_ndim,
 )
@@ -53,17 +54,22 @@ class Branch(nn.Sequential):
         return x
 
 
-def check_same_padding(kernel_size: IntOrTuple, padding: IntOrTuple, ndim: int) -> None:
-    """Raise a ValueError unless ``padding`` keeps the size of a stride-1 conv with ``kernel_size``.
+def check_same_padding(kernel_size: IntOrTuple, padding: IntOrTuple, ndim: int, dilation: IntOrTuple = 1) -> None:
+    """Raise a ValueError unless ``padding`` keeps the size of a stride-1 conv with ``kernel_size`` and ``dilation``.
 
     The branch and the shortcut must produce the same size, and the shortcut's 1x1 conv has no
-    padding, so every k x k conv of a block needs ``padding = (k - 1) // 2`` with odd ``k``.
+    padding, so every k x k conv of a block needs ``padding = d (k - 1) / 2`` with odd ``k``
+    (`blocks.conv.same_padding`; ``d = 1`` without dilation).
     """
     kernel, pad = check_tuple("kernel_size", kernel_size, ndim), check_tuple("padding", padding, ndim, minimum=0)
-    if any(k % 2 == 0 for k in kernel) or pad != same_padding(kernel):
+    dilated = check_tuple("dilation", dilation, ndim)
+    if any(k % 2 == 0 for k in kernel) or pad != same_padding(kernel, dilated):
+        rule = "(kernel_size - 1) // 2" if all(d == 1 for d in dilated) else (
+            f"dilation * (kernel_size - 1) // 2 = {compact(same_padding(kernel, dilated))} with dilation={dilation!r}"
+        )
         raise ValueError(
             f"kernel_size={kernel_size!r} with padding={padding!r} changes the size in the branch but not in "
-            "the shortcut; a residual block needs an odd kernel_size and padding=(kernel_size - 1) // 2"
+            f"the shortcut; a residual block needs an odd kernel_size and padding={rule}"
         )
 
 
@@ -290,6 +296,8 @@ class BlockPlain(Configurable, ResidualBlock):
         hidden_planes: Channels between the units; defaults to ``in_planes`` (MDNC); ``out_planes``
             makes the first conv go in -> out (torchvision's, timm's and nnU-Net's BasicBlock).
         scale_first: Scale in the first unit instead of the second.
+        dilation: Dilation of both units' convs, an int or one per dimension (a dilated ResNet's
+            blocks); then ``padding`` must be ``dilation * (kernel_size - 1) // 2``.
         shortcut: ``'auto'`` (`make_shortcut`: identity, or a projection when the channels change or
             the block scales), ``'pool'`` (ResNet-D's average pooling, nnU-Net's), None (the identity)
             or any module mapping the input to the branch's output shape; it gets the call's
@@ -330,17 +338,18 @@ class BlockPlain(Configurable, ResidualBlock):
         shortcut: ShortcutSpec = "auto",
         bias: bool | None = None,
         dropout: DropoutSpec = None,
+        dilation: IntOrTuple = 1,
         ndim: int | None = None,
     ) -> None:
         ndim = resolve_ndim(type(self), ndim)
         hidden = check_planes(in_planes, out_planes, hidden_planes)
-        check_same_padding(kernel_size, padding, ndim)
+        check_same_padding(kernel_size, padding, ndim, dilation)
         check_bool("scale_first", scale_first)
         scaled = {"stride": stride, "output_size": output_size}
         kept = {"stride": 1, "output_size": None}
         first, second = (scaled, kept) if scale_first else (kept, scaled)
         common = {"kernel_size": kernel_size, "padding": padding, "normalizer": normalizer,
-                  "layer_order": layer_order, "scaler": scaler, "bias": bias, "ndim": ndim}
+                  "layer_order": layer_order, "scaler": scaler, "bias": bias, "dilation": dilation, "ndim": ndim}
         unit = named_class(ConvModern, ndim)
         branch = Branch(
             unit(in_planes, hidden, activator=activator, dropout=dropout, **common, **first),
@@ -374,6 +383,8 @@ class BlockBottleneck(Configurable, ResidualBlock):
         shortcut: ``'auto'``, ``'pool'``, None or a module, as in `BlockPlain`.
         bias: The bias of the branch's convs, as in `BlockPlain`.
         dropout: A dropout after the middle (k x k) unit's conv (nnU-Net's ``BottleneckD``), see `ConvModern`.
+        dilation: Dilation of the middle unit's conv, an int or one per dimension (a dilated ResNet's
+            blocks); then ``padding`` must be ``dilation * (kernel_size - 1) // 2``.
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
 
     Examples:
@@ -406,16 +417,18 @@ class BlockBottleneck(Configurable, ResidualBlock):
         shortcut: ShortcutSpec = "auto",
         bias: bool | None = None,
         dropout: DropoutSpec = None,
+        dilation: IntOrTuple = 1,
         ndim: int | None = None,
     ) -> None:
         ndim = resolve_ndim(type(self), ndim)
         hidden = check_planes(in_planes, out_planes, hidden_planes)
-        check_same_padding(kernel_size, padding, ndim)
+        check_same_padding(kernel_size, padding, ndim, dilation)
         common = {"normalizer": normalizer, "layer_order": layer_order, "scaler": scaler, "bias": bias, "ndim": ndim}
         unit = named_class(ConvModern, ndim)
         branch = Branch(
             unit(in_planes, hidden, 1, 1, 0, None, activator=activator, **common),
             unit(hidden, hidden, kernel_size, stride, padding, output_size, activator=activator, dropout=dropout,
+                 dilation=dilation,
                  **common),
             unit(hidden, out_planes, 1, 1, 0, None, activator=activator, linear_output=layer_order == "old", **common),
         )
@@ -492,7 +505,9 @@ class BlockSpec:
     shortcut: str = "auto"
     hidden_planes: int | None = None
 
-    def build(self, in_planes: int, out_planes: int, stride: IntOrTuple = 1, scaler: str = "down") -> nn.Module:
+    def build(
+        self, in_planes: int, out_planes: int, stride: IntOrTuple = 1, scaler: str = "down", dilation: IntOrTuple = 1
+    ) -> nn.Module:
         """One block ``in_planes -> out_planes``: hidden width by `width`, scaling placed by `scales_first`.
 
         The spec builds the block's shortcut (`make_shortcut`) and hands it in, as torchvision's
@@ -503,29 +518,44 @@ class BlockSpec:
             out_planes: Output channels.
             stride: Down-scaling stride or up-scaling factor.
             scaler: ``'down'`` or ``'up'``.
+            dilation: Dilation of the k x k convs; the padding follows (`blocks.conv.same_padding`).
 
         Returns:
             The named block of the spec's dimension (e.g. `BlockPlain2d`; `ConvModern2d` for ``'conv'``).
         """
         kernel = check_tuple("kernel_size", self.kernel_size, self.ndim)
+        dilated = check_tuple("dilation", dilation, self.ndim)
+        extra = {} if all(d == 1 for d in dilated) else {"dilation": compact(dilated)}
         if self.block == "conv":
             return named_class(ConvModern, self.ndim)(
-                in_planes, out_planes, kernel, stride, same_padding(kernel), None, self.normalizer, self.activator,
-                self.layer_order, scaler, bias=self.bias, dropout=self.dropout,
+                in_planes, out_planes, kernel, stride, same_padding(kernel, dilated), None, self.normalizer,
+                self.activator, self.layer_order, scaler, bias=self.bias, dropout=self.dropout, **extra,
             )
-        extra = {"scale_first": True} if scales_first(self.block, scaler) else {}
+        if scales_first(self.block, scaler):
+            extra["scale_first"] = True
         rule = self.shortcut if scaler == "down" else "auto"
         shortcut = make_shortcut(in_planes, out_planes, stride, None, self.normalizer, scaler, self.ndim, rule)
         hidden = self.hidden_planes or HIDDEN_WIDTHS[self.width](self.block, in_planes, out_planes)
         return named_class(BLOCKS[self.block], self.ndim)(
-            in_planes, out_planes, kernel, stride, same_padding(kernel), None, self.normalizer,
+            in_planes, out_planes, kernel, stride, same_padding(kernel, dilated), None, self.normalizer,
             self.activator, self.layer_order, scaler, hidden_planes=hidden, shortcut=shortcut, bias=self.bias,
             dropout=self.dropout, **extra,
         )
 
-    def stage(self, in_planes: int, out_planes: int, depth: int, stride: IntOrTuple = 1) -> nn.Sequential:
+    def stage(
+        self,
+        in_planes: int,
+        out_planes: int,
+        depth: int,
+        stride: IntOrTuple = 1,
+        dilation: IntOrTuple = 1,
+        first_dilation: IntOrTuple | None = None,
+    ) -> nn.Sequential:
         """``depth`` blocks; the first takes the stride and the change of channels (torchvision's and MDNC's stages).
 
+        In a dilated stage (`blocks.levels.dilated_levels`) the first block keeps ``first_dilation``,
+        the dilation of the stage before (torchvision's ``previous_dilation``, timm's
+        ``first_dilation``), and the others have ``dilation``; None means ``dilation`` for all.
         ``depth=0`` is an empty stage (the identity), allowed only where nothing changes.
 
         Raises:
@@ -537,8 +567,8 @@ class BlockSpec:
                     f"a stage of 0 blocks cannot change {in_planes} -> {out_planes} channels or stride by {stride!r}"
                 )
             return nn.Sequential()
-        first = self.build(in_planes, out_planes, stride)
-        return nn.Sequential(first, *(self.build(out_planes, out_planes) for _ in range(depth - 1)))
+        first = self.build(in_planes, out_planes, stride, dilation=dilation if first_dilation is None else first_dilation)
+        return nn.Sequential(first, *(self.build(out_planes, out_planes, dilation=dilation) for _ in range(depth - 1)))
 
     def with_kernel(self, kernel_size: IntOrTuple) -> BlockSpec:
         """The same spec with another kernel size (one level's, of ``kernel_sizes``)."""

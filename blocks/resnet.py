@@ -43,9 +43,9 @@ from .checks import (
 )
 from .configurable import Configurable, records_config
 from .conv import ConvModern, NormAct, same_padding
-from .features import FeatureAPI, FeatureInfo, check_num_classes
+from .features import FeatureAPI, FeatureInfo, check_global_pool, check_num_classes
 from .layers import LayerSpec, check_layer_spec, torch_layer
-from .levels import PerLevel, check_kernel_sizes, check_strides, reductions_of
+from .levels import PerLevel, check_kernel_sizes, check_strides, dilated_levels, reductions_of
 from .residual import BLOCKS, BlockSpec, GradCheckpointing
 
 __all__ = [
@@ -81,6 +81,9 @@ ARCHS: dict[str, tuple[tuple[int, int, int, int], str]] = {
 
 STRIDES = (1, 2, 2, 2)
 """``strides=`` default: the stride of each stage's first block (torchvision's)."""
+
+INPUT_SIZES = {1: (4096,), 2: (224, 224), 3: (16, 112, 112)}
+"""The input size ``pretrained_cfg`` names per dimension (torchvision's 224 x 224 in 2-D)."""
 
 STEM_POOL = {"kernel_size": 3, "stride": 2, "padding": 1}
 """The max-pool after the stem (``stem_pool=True``), the same in every dimension."""
@@ -161,6 +164,8 @@ def make_stage(
     layer_order: str,
     ndim: int = 2,
     kernel_size: IntOrTuple = 3,
+    dilation: IntOrTuple = 1,
+    first_dilation: IntOrTuple | None = None,
 ) -> nn.Sequential:
     """A stage: ``depth`` blocks in torchvision's configuration, the first taking the stride and the change of channels.
 
@@ -179,6 +184,8 @@ def make_stage(
         layer_order: ``'old'`` or ``'new'``.
         ndim: Spatial dimensions.
         kernel_size: Odd kernel size of the k x k convs of every block, an int or one per dimension.
+        dilation: Dilation of the k x k convs (a dilated stage, `blocks.levels.dilated_levels`).
+        first_dilation: Dilation of the first block's, the stage before's (None: ``dilation``).
 
     Returns:
         An ``nn.Sequential`` of the blocks.
@@ -192,7 +199,7 @@ def make_stage(
         Conv3d(64, 128, kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False)
     """
     spec = BlockSpec(block, kernel_size, normalizer, activator, layer_order, "torchvision", ndim)
-    return spec.stage(in_planes, out_planes, depth, stride)
+    return spec.stage(in_planes, out_planes, depth, stride, dilation, first_dilation)
 
 
 def check_stem_kernel_size(kernel_size: Any, ndim: int) -> tuple[int, ...]:
@@ -274,6 +281,14 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         ndim: Spatial dimensions: 2 for images, 1 for signals (B, C, L), 3 for volumes or clips
             (B, C, D, H, W), with the same stem (7-wide conv, stride 2, max-pool 3 / stride 2) and
             stages by default.
+        global_pool: The head's global pooling (timm's values): ``'avg'``, ``'max'``, ``'avgmax'``
+            (half the sum of both) or ``''`` (none; only with ``num_classes=0``, whose ``forward``
+            then returns the last map, or None).
+        output_stride: 8, 16 or 32: the last map at most at this reduction, the stages past it
+            dilated instead of strided (torchvision's ``replace_stride_with_dilation``, timm's
+            ``output_stride``; `blocks.levels.dilated_levels`): 16 dilates ``layer4`` by 2, 8 also
+            ``layer3`` by 2 and ``layer4`` by 4, the first block of a dilated stage keeping the
+            dilation of the stage before. Same weights, larger maps. None: no dilation.
 
     timm's feature API (`blocks.features.FeatureAPI`): ``forward_features`` (the last map),
     ``forward_intermediates`` (the stem's output before the max-pool, then each stage's),
@@ -284,8 +299,13 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
             reduction per dimension (``reductions``) and the largest of them (``reduction``,
             timm's int), and the submodule that outputs it (``module``).
         num_features: Channels of the last feature map.
-        strides: The stride of each stage, one int per dimension.
+        strides: The stride of each stage, one int per dimension (1 in a dilated stage).
+        dilations: The dilation of each stage's later blocks, one int per dimension.
         kernel_sizes: The kernel size of each stage, one int per dimension.
+        global_pool: The head's global pooling (`reset_classifier` changes it).
+        head_hidden_size: Width of the features that reach ``fc`` (``num_features``; timm's name).
+        pretrained_cfg: timm's description of the model (input size, pool size, first conv,
+            classifier, mean and std; no URL: `blocks.features.timm_cfg`); ``default_cfg`` is the same.
 
     Raises:
         ValueError: For any argument out of its allowed values.
@@ -311,6 +331,12 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         [(1, 2, 2), (1, 2, 2), (1, 4, 4), (1, 8, 8), (1, 16, 16)]
         >>> ResNet([1, 1, 1, 1], "plain", num_classes=None, ndim=3, strides=(1, 2, 2, (1, 2, 2))).feature_info[-1]
         {'num_chs': 512, 'reduction': 32, 'reductions': (16, 32, 32), 'module': 'layer4'}
+
+        A dilated backbone (DeepLab's): the last map at 1/8, of the same weights:
+
+        >>> dilated = ResNet([1, 1, 1, 1], num_classes=None, output_stride=8)
+        >>> dilated(torch.zeros(1, 3, 64, 64)).shape, [f["reduction"] for f in dilated.feature_info]
+        (torch.Size([1, 2048, 8, 8]), [2, 4, 8, 8, 8])
     """
 
     @records_config
@@ -330,6 +356,8 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         stem_stride: IntOrTuple = 2,
         stem_pool: bool = True,
         ndim: int = 2,
+        global_pool: str = "avg",
+        output_stride: int | None = None,
     ) -> None:
         super().__init__()
         self.ndim = ndim = check_ndim(ndim)
@@ -348,17 +376,22 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         stem_kernel = check_stem_kernel_size(stem_kernel_size, ndim)
         stem_stride = check_tuple("stem_stride", stem_stride, ndim)
         check_bool("stem_pool", stem_pool)
+        check_global_pool(global_pool)
 
         self.stem = make_stem(in_planes, normalizer, activator, layer_order, ndim, stem_kernel, stem_stride)
         self.pool = torch_layer("MaxPool", ndim)(**STEM_POOL) if stem_pool else None
         pool_stride = (STEM_POOL["stride"] if stem_pool else 1,) * ndim
-        stem_reduction, _, *reductions = reductions_of([stem_stride, pool_stride, *self.strides])
+        stem_reduction, before = reductions_of([stem_stride, pool_stride])
+        self.strides, self.dilations = dilated_levels(self.strides, output_stride, before)
+        _, _, *reductions = reductions_of([stem_stride, pool_stride, *self.strides])
         self.feature_info = [feature(STEM_PLANES, stem_reduction, "stem")]  # (TorchScript cannot read the type)
         planes = STEM_PLANES
         for index, (depth, width) in enumerate(zip(layers, WIDTHS)):
             name, out_planes = f"layer{index + 1}", width * EXPANSION[block]
+            previous = None if index == 0 else compact(self.dilations[index - 1])
             self.add_module(name, make_stage(block, planes, out_planes, depth, self.strides[index], normalizer,
-                                             activator, layer_order, ndim, self.kernel_sizes[index]))
+                                             activator, layer_order, ndim, self.kernel_sizes[index],
+                                             compact(self.dilations[index]), previous))
             self.feature_info.append(feature(out_planes, reductions[index], name))
             planes = out_planes
         self.num_features = planes
@@ -367,7 +400,7 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         if self.norm_act is not None:
             self.feature_info[-1] = FeatureInfo(**{**self.feature_info[-1], "module": "norm_act"})
         self.chain = ["stem", *(["pool"] if stem_pool else []), "layer1", "layer2", "layer3", "layer4"]
-        self.reset_classifier(num_classes)
+        self.init_head(num_classes, global_pool, in_planes, INPUT_SIZES[ndim], "stem.conv")
 
         init_weights(self)
 
@@ -620,14 +653,20 @@ def _check_geometry(source: nn.Module, model: ResNet, names: Mapping[str, str]) 
     if repr(pool) != repr(model.pool):
         problems.append(f"maxpool is {pool!r}, expected {model.pool!r}")
     if problems:
+        dilated = any(".dilation=" in problem for problem in problems)
+        hint = "; a dilated ResNet (replace_stride_with_dilation) needs output_stride= 16 or 8" if dilated else ""
         raise ValueError(
             f"from_torchvision: this {type(source).__name__} is not built as the ResNet its weights describe: "
-            f"{'; '.join(problems)}"
+            f"{'; '.join(problems)}{hint}"
         )
 
 
 def from_torchvision(
-    model_or_state_dict: nn.Module | Mapping[str, Tensor], arch: str | None = None, in_planes: int | None = None
+    model_or_state_dict: nn.Module | Mapping[str, Tensor],
+    arch: str | None = None,
+    in_planes: int | None = None,
+    *,
+    output_stride: int | None = None,
 ) -> ResNet:
     """Build a `ResNet` holding the weights of a torchvision ResNet or video ResNet (``r3d_18``, ``mc3_18``).
 
@@ -654,6 +693,9 @@ def from_torchvision(
         in_planes: Input channels of the new model; None keeps the weights' own. ``1`` with RGB
             weights sums the stem's kernels over their three input channels (as timm adapts
             pretrained stems), so a grey image ``g`` gives what the RGB image ``(g, g, g)`` gave.
+        output_stride: The new model's (see `ResNet`): 16 for torchvision's
+            ``replace_stride_with_dilation=[False, False, True]``, 8 for ``[False, True, True]``;
+            weights say nothing of it, so a dilated module needs it (its convs are compared).
 
     Returns:
         The ResNet, with the defaults (batch norm, ReLU, ``'old'`` order) and the weights' geometry.
@@ -725,7 +767,8 @@ def from_torchvision(
     in_planes = own if in_planes is None else in_planes
     head = state.get("fc.weight", state.get("fc.bias"))
     with torch.device("meta"):
-        model = ResNet(layers, block, in_planes, None if head is None else head.shape[0], **geometry)
+        model = ResNet(layers, block, in_planes, None if head is None else head.shape[0], **geometry,
+                       output_stride=output_stride)
 
     names = {_torchvision_key(key, layout): key for key in model.state_dict()}
     _check_keys(model, state, names)

@@ -38,8 +38,8 @@ torchvision's Kaiming rule), since it may be pretrained.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, List, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -59,16 +59,103 @@ from .checks import (
     resolve_ndim,
 )
 from .configurable import Configurable, records_config
-from .conv import ChannelAliases
+from .conv import ChannelAliases, Layers
 from .decoder import Decoder, make_head
 from .encoder import (
     DEFAULT_CHANNELS, Encoder, check_channels, check_hidden_planes, family_levels, family_spec, make_unet_stem,
 )
+from .features import make_global_pool
 from .layers import DropoutSpec, LayerSpec
 from .levels import PerLevel, min_sizes, reductions_of
 from .residual import GradCheckpointing
 
-__all__ = ["AE", "AE1d", "AE2d", "AE3d", "UNet", "UNet1d", "UNet2d", "UNet3d"]
+__all__ = [
+    "AUX_ACTIVATIONS", "AE", "AE1d", "AE2d", "AE3d", "ClassificationHead", "UNet", "UNet1d", "UNet2d", "UNet3d",
+    "check_aux_params",
+]
+
+AUX_ACTIVATIONS: dict[str | None, Any] = {
+    None: nn.Identity,
+    "identity": nn.Identity,
+    "sigmoid": nn.Sigmoid,
+    "softmax": lambda: nn.Softmax(dim=1),
+    "logsoftmax": lambda: nn.LogSoftmax(dim=1),
+    "tanh": nn.Tanh,
+}
+"""``aux_params['activation']`` values: smp's names that make sense on logits (B, classes), each over the
+classes; smp's ``'argmax'``, ``'clamp'`` and callables are not taken (a saved config must rebuild the model)."""
+
+AUX_DEFAULTS: dict[str, Any] = {"pooling": "avg", "dropout": 0.2, "activation": None}
+"""smp's defaults of the auxiliary head's keys besides ``classes``."""
+
+
+def check_aux_params(aux_params: Any) -> dict[str, Any]:
+    """Return smp's ``aux_params`` with its defaults filled in, else raise a ValueError naming the bad entry.
+
+    Examples:
+        >>> check_aux_params({"classes": 3})
+        {'classes': 3, 'pooling': 'avg', 'dropout': 0.2, 'activation': None}
+    """
+    allowed = ["classes", *AUX_DEFAULTS]
+    if not isinstance(aux_params, Mapping) or "classes" not in aux_params or set(aux_params) - set(allowed):
+        raise ValueError(
+            f"aux_params={aux_params!r} must be a dict with 'classes' (an int >= 1) and optionally 'pooling', "
+            f"'dropout', 'activation' (smp's keys; allowed: {allowed})"
+        )
+    params = {"classes": aux_params["classes"], **AUX_DEFAULTS, **{k: v for k, v in aux_params.items() if k != "classes"}}
+    check_positive_int("aux_params['classes']", params["classes"])
+    if params["pooling"] not in ("avg", "max"):
+        raise ValueError(f"aux_params['pooling']={params['pooling']!r} is not allowed; use 'avg' or 'max'")
+    dropout = params["dropout"]
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"aux_params['dropout']={dropout!r} must be a number in [0, 1) (0 for no dropout)")
+    if not (params["activation"] is None or isinstance(params["activation"], str)) or (
+        params["activation"] not in AUX_ACTIVATIONS
+    ):
+        raise ValueError(
+            f"aux_params['activation']={params['activation']!r} is not allowed; use one of {list(AUX_ACTIVATIONS)}"
+        )
+    return params
+
+
+class ClassificationHead(Layers):
+    """smp's auxiliary classification head on a network's deepest map: pool, flatten, dropout, linear, activation.
+
+    Its five entries are smp's, in smp's order, so its keys are ``classification_head.3.weight`` and
+    ``.bias`` as in smp's models. The linear layer keeps PyTorch's initialisation (as the U-Net's).
+
+    Args:
+        in_planes: Channels of the deepest map.
+        classes: Number of classes.
+        pooling: ``'avg'`` or ``'max'`` global pooling.
+        dropout: Dropout probability before the linear layer; 0 for none (an ``nn.Identity``).
+        activation: A name of `AUX_ACTIVATIONS`.
+        ndim: Spatial dimensions.
+
+    Examples:
+        >>> import torch
+        >>> head = ClassificationHead(16, 3, "max", ndim=3)
+        >>> head(torch.zeros(2, 16, 4, 5, 6)).shape, [type(m).__name__ for m in head]
+        (torch.Size([2, 3]), ['AdaptiveMaxPool3d', 'Flatten', 'Dropout', 'Linear', 'Identity'])
+    """
+
+    def __init__(
+        self,
+        in_planes: int,
+        classes: int,
+        pooling: str = "avg",
+        dropout: float = 0.2,
+        activation: str | None = None,
+        ndim: int = 2,
+    ) -> None:
+        params = check_aux_params({"classes": classes, "pooling": pooling, "dropout": dropout, "activation": activation})
+        super().__init__(
+            make_global_pool(pooling, ndim),
+            nn.Flatten(),
+            nn.Dropout(p=params["dropout"], inplace=True) if params["dropout"] else nn.Identity(),
+            nn.Linear(in_planes, classes),
+            AUX_ACTIVATIONS[activation](),
+        )
 
 
 def check_layers(layers: int | Sequence[int], levels: int, stem_is_level_0: bool) -> tuple[int, ...]:
@@ -167,6 +254,10 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         shortcut: The residual blocks' shortcut rule: ``'auto'`` (a strided 1x1 projection) or
             ``'pool'`` (average pooling, then a 1x1 projection only if the channels change: ResNet-D
             as nnU-Net's residual encoders); up-scaling blocks keep ``'auto'``.
+        aux_params: smp's auxiliary classification head on the deepest map, or None: ``dict(classes=n,
+            pooling='avg' | 'max', dropout=0.2, activation=None)`` (`ClassificationHead`; activation one of
+            `AUX_ACTIVATIONS`). `forward` then returns ``(mask, logits)`` (``(list_of_masks, logits)``
+            with deep supervision on), as smp's models do.
         ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; with an encoder that has an
             ``ndim``, that one; else 2).
 
@@ -177,6 +268,7 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         strides: The checked per-level strides (own encoder), one per dimension, else None.
         kernel_sizes: The per-level kernel sizes, one per dimension.
         heads: The deep-supervision heads of the stages before the last, deepest first (or None).
+        classification_head: The auxiliary head of ``aux_params`` (or None).
 
     Raises:
         ValueError: For any argument out of its allowed values.
@@ -228,6 +320,7 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         dropout: DropoutSpec = None,
         shortcut: str = "auto",
         ndim: int | None = None,
+        aux_params: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if ndim is None and self.fixed_ndim is None and encoder is not None:
@@ -238,6 +331,7 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         check_positive_int("out_planes", out_planes)
         check_bool("deep_supervision", deep_supervision)
         options = {"bias": bias, "dropout": dropout, "shortcut": shortcut}
+        aux = None if aux_params is None else check_aux_params(aux_params)
         if encoder is None:
             in_planes = 1 if in_planes is None else in_planes
             channels = DEFAULT_CHANNELS if channels is None else check_channels(channels)
@@ -290,6 +384,7 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         if deep_supervision:
             self.heads = nn.ModuleList(make_head(p, out_planes, decoder_spec) for p in self.decoder.stage_planes[:-1])
         self.decoder.deep_supervision = deep_supervision
+        self.classification_head = None if aux is None else ClassificationHead(channels[-1], **aux, ndim=ndim)
 
         self.in_planes = in_planes
         self.out_planes = out_planes
@@ -387,7 +482,9 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         """
         return self.decoder(features, output_size)
 
-    def forward(self, x: Tensor) -> Tensor | list[Tensor]:
+    def forward(
+        self, x: Tensor
+    ) -> Union[Tensor, List[Tensor], Tuple[Tensor, Tensor], Tuple[List[Tensor], Tensor]]:
         """Apply the U-Net.
 
         Args:
@@ -395,14 +492,22 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
 
         Returns:
             (B, out_planes, *spatial): exactly the input's size; while `deep_supervision` is True,
-                one output per decoder stage, full resolution first, each at its stage's size.
+                one output per decoder stage, full resolution first, each at its stage's size. With
+                ``aux_params``, ``(that, logits)``, the logits (B, classes) of the auxiliary head.
 
         Raises:
             ValueError: If ``x`` has the wrong shape or is too small (see `check_input`).
         """
         if not torch.jit.is_scripting():
             self.check_input(x)
-        decoded = self.decoder(self._encode(x), x.shape[2:])
+        features = self._encode(x)
+        masks = self._masks(self.decoder(features, x.shape[2:]))
+        if self.classification_head is None:
+            return masks
+        return masks, self.classification_head(features[-1])
+
+    def _masks(self, decoded: Union[Tensor, List[Tensor]]) -> Union[Tensor, List[Tensor]]:
+        """The head on the decoder's output; one head per stage while `deep_supervision` is True."""
         if not isinstance(decoded, list):  # decoder.deep_supervision is False (fx's Proxy is not a list either)
             return self.head(decoded)
         heads = self.heads

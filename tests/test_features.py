@@ -89,10 +89,16 @@ def test_num_classes_none_zero_and_reset_classifier(name):
     assert model.fc.out_features == 7 and model(x).shape == (2, 7)
     model.reset_classifier(None)
     assert torch.equal(model(x), features)
-    model.reset_classifier(4, global_pool="")
-    assert model.avgpool is None
-    with pytest.raises(ValueError, match=r"global_pool='max' is not allowed; use None, 'avg' or ''"):
-        model.reset_classifier(4, global_pool="max")
+    model.reset_classifier(0, global_pool="")
+    assert model.avgpool is None and torch.equal(model(x), features)
+    head = "num_classes" if name == "resnet" else "out_length"
+    with pytest.raises(ValueError, match=rf"^{head}=4 with global_pool='' \(no pooling\): a classifier needs pooled "):
+        model.reset_classifier(4, global_pool="")
+    with pytest.raises(ValueError, match=r"^global_pool='mean' is not allowed; use one of \['avg', 'max', 'avgmax', ''\]"):
+        model.reset_classifier(4, global_pool="mean")
+    model.reset_classifier(4, global_pool="max")
+    assert model(x).shape == (2, 4) and model.global_pool == "max"
+    assert torch.equal(model.forward_head(features, pre_logits=True), features.amax((2, 3)))
     assert tiny_resnet(num_classes=0)(x).shape == (2, 512)
 
 

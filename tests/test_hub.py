@@ -220,12 +220,20 @@ def test_reset_classifier_is_saved(tmp_path):
         assert again(x).shape == (2, 7) and torch.equal(again(x), net(x))
 
 
-def test_reset_classifier_without_pooling_is_refused(tmp_path):
-    model = blocks.ResNet([1, 1, 1, 1], "plain", num_classes=3)
-    model.reset_classifier(7, global_pool="")
-    with pytest.raises(ValueError, match=r"^ResNet was changed after it was built \(reset_classifier\(7, "
-                                         r"global_pool=''\)\); its arguments no longer describe it"):
-        model.save_pretrained(tmp_path)
+def test_reset_classifier_with_another_pooling_is_saved(tmp_path):
+    model = seeded(lambda: blocks.ResNet([1, 1, 1, 1], "plain", num_classes=3)).eval()
+    model.reset_classifier(0, global_pool="")
+    assert model.config == {"blocks_class": "ResNet", "layers": [1, 1, 1, 1], "block": "plain", "num_classes": 0,
+                            "global_pool": ""}
+    again = blocks.from_pretrained(model.save_pretrained(tmp_path / "map"))
+    x = randn(1, 3, 40, 40)
+    with torch.no_grad():
+        assert again.avgpool is None and again(x).shape == (1, 512, 2, 2) and torch.equal(again(x), model(x))
+    model.reset_classifier(5, global_pool="avgmax")
+    assert model.config["global_pool"] == "avgmax" and model.config["num_classes"] == 5
+    again = blocks.from_pretrained(model.save_pretrained(tmp_path / "avgmax"))
+    with torch.no_grad():
+        assert type(again.avgpool).__name__ == "AdaptiveAvgMaxPool" and torch.equal(again(x), model(x))
 
 
 @pytest.mark.parametrize("missing", [["config.json"], ["model.safetensors"], ["config.json", "model.safetensors"]])
@@ -395,7 +403,7 @@ def test_blocks_loads_a_mixin_folder_only_with_blocks_class(tmp_path, offline_hu
     assert json.loads((folder / "config.json").read_text()) == {  # every argument, and no blocks_class
         "activator": "relu", "block": "plain", "in_planes": 1, "layer_order": "old", "layers": [1, 1, 1, 1],
         "ndim": 2, "normalizer": "batch", "num_classes": 3, "kernel_sizes": None, "stem_kernel_size": 7,
-        "stem_pool": True, "stem_stride": 2, "strides": [1, 2, 2, 2],
+        "stem_pool": True, "stem_stride": 2, "strides": [1, 2, 2, 2], "global_pool": "avg", "output_stride": None,
     }
     with pytest.raises(ValueError) as error:
         blocks.from_pretrained(folder)
