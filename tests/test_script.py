@@ -212,7 +212,7 @@ def test_a_scripted_model_saves_and_loads():
 def test_the_fx_graph_annotates_with_objects():
     """Postponed annotations are strings; fx would write them as undefined names (``x : _Tensor_``)."""
     code = torch.fx.symbolic_trace(blocks.UNet1d(channels=(2, 4), layers=1)).code
-    assert "def forward(self, x : torch.Tensor) -> typing_Union[torch.Tensor,list[torch.Tensor]]:" in code
+    assert "def forward(self, x : torch.Tensor) -> typing_Union[torch.Tensor,typing_List[torch.Tensor]," in code
     assert "_Tensor_" not in code
     code = torch.fx.symbolic_trace(blocks.BlockPlain2d(2, 4)).code
     assert "def forward(self, x : torch.Tensor, output_size : typing_Union[list[int],NoneType] = None) -> torch.Tensor:" in code
