@@ -95,7 +95,12 @@ def _in_planes(backbone: nn.Module, in_planes: int | None) -> int:
     """
     declared = _declared_in_planes(backbone)
     if declared is not None and in_planes is not None and in_planes != declared:
-        raise ValueError(f"in_planes={in_planes} does not match the encoder's {declared} input channels")
+        raise ValueError(
+            f"in_planes={in_planes} does not match the encoder's {declared} input channels; build the encoder for "
+            f"{in_planes} channels (blocks.from_torchvision(model, in_planes={in_planes}) or "
+            f"blocks.resnet50(in_planes={in_planes}) for a ResNet, timm.create_model(name, in_chans={in_planes}) for "
+            "timm), or leave in_planes=None to take the encoder's"
+        )
     if declared is None and in_planes is None:
         raise ValueError(f"encoder={type(backbone).__name__} does not tell its input channels; give in_planes=")
     return declared if declared is not None else in_planes
@@ -135,11 +140,29 @@ def _dry_run(backbone: nn.Module, call: str, in_planes: int, ndim: int) -> list[
         maps = list(maps.values())
     if not isinstance(maps, (list, tuple)) or not all(isinstance(m, Tensor) for m in maps):
         raise ValueError(
-            f"encoder={type(backbone).__name__} returned {type(maps).__name__}; a U-Net encoder must return a "
-            "list, tuple or dict of feature maps (e.g. timm's features_only=True, or torchvision's "
-            "create_feature_extractor)"
+            f"encoder={qualified_name(backbone)} returned {type(maps).__name__}; a U-Net encoder must return a "
+            f"list, tuple or dict of feature maps: {_way_out(backbone)}"
         )
     return list(maps)
+
+
+def qualified_name(backbone: Any) -> str:
+    """The backbone's class with its module (``torchvision.models.resnet.ResNet``), so that no two read alike."""
+    cls = type(backbone)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _way_out(backbone: nn.Module) -> str:
+    """How to turn ``backbone``, a module returning one map, into an encoder: the call to use, first the one that fits."""
+    ways = [
+        "timm.create_model(name, features_only=True) for a timm model",
+        "torchvision.models.feature_extraction.create_feature_extractor(model, return_nodes=[...]) for any "
+        "torchvision model",
+    ]
+    torchvision_resnet = "blocks.from_torchvision(model) for a torchvision ResNet (blocks' ResNet, weights kept)"
+    if type(backbone).__module__.startswith("torchvision.models") and "resnet" in type(backbone).__module__:
+        return f"use {torchvision_resnet}, or " + ", or ".join(ways)
+    return f"use {', or '.join(ways)}, or {torchvision_resnet}"
 
 
 def read_backbone(backbone: Any, in_planes: int | None, ndim: int) -> BackboneReader:

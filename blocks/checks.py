@@ -10,7 +10,9 @@ run as guards. See the Design page of the docs (``docs/design.md``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
 import torch
@@ -131,6 +133,29 @@ def compact(values: Sequence[int]) -> int | tuple[int, ...]:
     """
     values = tuple(values)
     return values[0] if len(set(values)) == 1 else values
+
+
+def check_keywords(owner: str, signature: inspect.Signature, keywords: Mapping[str, Any]) -> None:
+    """Raise a TypeError for a keyword that ``signature`` does not take, suggesting the closest argument names.
+
+    Python's own message names only the bad keyword; this one also says what was meant (``chanels`` ->
+    ``channels``). Signatures with ``**kwargs`` take every keyword and are not checked.
+
+    Examples:
+        >>> check_keywords("UNet2d", inspect.signature(lambda channels=None, layers=2: None), {"chanels": 8})
+        Traceback (most recent call last):
+        ...
+        TypeError: UNet2d got an unexpected keyword argument 'chanels'; did you mean 'channels'?
+    """
+    parameters = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    names = [n for n, p in parameters.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for key in keywords:
+        if key not in parameters:
+            close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"it takes {', '.join(names)}"
+            raise TypeError(f"{owner} got an unexpected keyword argument {key!r}; {hint}")
 
 
 def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
@@ -271,7 +296,14 @@ def check_input(module: nn.Module, x: Tensor, in_planes: int, ndim: int = 2) -> 
         TypeError: If ``x`` is not a tensor, or not a floating-point one.
         ValueError: If ``x`` does not have ``ndim + 2`` dimensions or ``in_planes`` channels.
     """
-    check_tensor(module, x, (None, in_planes) + (None,) * ndim, f"(B, {in_planes}, {SPATIAL[ndim]})")
+    expected = f"(B, {in_planes}, {SPATIAL[ndim]})"
+    check_tensor(module, x, (None, None) + (None,) * ndim, expected)
+    if not is_tracing(x) and x.shape[1] != in_planes:
+        raise ValueError(
+            f"{type(module).__name__} expects input of shape {expected}, got {tuple(x.shape)}: its channel count "
+            f"is {x.shape[1]}, but it was built with in_planes={in_planes} (build it with in_planes={x.shape[1]}, or pass "
+            f"{in_planes}-channel inputs)"
+        )
 
 
 def check_min_size(module: nn.Module, x: Tensor, min_size: int | Sequence[int], reduction: int | Sequence[int]) -> None:
