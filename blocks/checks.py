@@ -306,17 +306,29 @@ def check_input(module: nn.Module, x: Tensor, in_planes: int, ndim: int = 2) -> 
         )
 
 
-def check_min_size(module: nn.Module, x: Tensor, min_size: int | Sequence[int], reduction: int | Sequence[int]) -> None:
-    """Raise a ValueError unless some spatial size of ``x`` reaches ``min_size`` (an int, or one per dimension).
+def check_min_size(
+    module: nn.Module,
+    x: Tensor,
+    min_size: int | Sequence[int],
+    reduction: int | Sequence[int],
+    one_pixel: Callable[[int], str | None] | None = None,
+) -> None:
+    """Raise a ValueError unless some spatial size of ``x`` reaches ``min_size`` or its one-pixel deepest level works.
 
-    The deepest level of a network, at ``1 / reduction`` of the input, needs more than one pixel for
-    normalization (`blocks.levels.min_size` is the rule). Steps aside while fx traces.
+    The deepest level of a network, at ``1 / reduction`` of the input, is one pixel exactly when no
+    side reaches ``min_size`` (`blocks.levels.min_size` is the rule). That works where every
+    normalizer has more than one value per group: ``one_pixel(batch)`` (`blocks.levels.one_pixel_problem`
+    on the network) returns None then, else why not; without it a one-pixel level is refused.
+    The message names the smallest size. Steps aside while fx traces.
     """
     if is_tracing(x):
         return
     spatial = x.shape[2:]
     mins = (min_size,) * len(spatial) if isinstance(min_size, int) else tuple(min_size)
     if all(n < m for n, m in zip(spatial, mins)):
+        problem = "needs more than one pixel for normalization" if one_pixel is None else one_pixel(x.shape[0])
+        if problem is None:
+            return
         ndim = x.dim() - 2
         if len(set(mins)) == 1:
             sides = {1: "length", 2: "height or width", 3: "depth, height or width"}[ndim]
@@ -325,9 +337,10 @@ def check_min_size(module: nn.Module, x: Tensor, min_size: int | Sequence[int], 
             names = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}[ndim]
             need = ", ".join(f"{n} >= {m}" for n, m in zip(names[:-1], mins)) + f" or {names[-1]} >= {mins[-1]}"
             at = tuple(reduction)
+        why = problem if one_pixel is None else f"would be one pixel, and {problem}"
         raise ValueError(
-            f"{type(module).__name__} needs an input of {need} (its deepest level, at "
-            f"1/{at}, needs more than one pixel for normalization), got input of shape {tuple(x.shape)}"
+            f"{type(module).__name__} needs an input of {need} (its deepest level, at 1/{at}, {why}), got input "
+            f"of shape {tuple(x.shape)}"
         )
 
 

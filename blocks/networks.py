@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import ClassVar
 
 from torch import Tensor, nn
@@ -30,7 +31,7 @@ from .decoder import Decoder, make_head
 from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_levels, family_spec, make_unet_stem
 from .features import FeatureAPI, FeatureInfo, check_num_classes
 from .layers import LayerSpec
-from .levels import PerLevel, level_sizes, min_sizes, reductions_of
+from .levels import PerLevel, level_sizes, min_sizes, one_pixel_problem, reductions_of
 from .residual import GradCheckpointing
 
 __all__ = [
@@ -136,7 +137,7 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error unless ``x`` is (B, in_planes, *spatial) with a spatial size of at least ``min_size``."""
         check_input(self, x, self.in_planes, self.ndim)
-        check_min_size(self, x, self.min_size, self.feature_info[-1]["reductions"])
+        check_min_size(self, x, self.min_size, self.feature_info[-1]["reductions"], partial(one_pixel_problem, self))
 
 
 class DecoderNet(Configurable, GradCheckpointing, nn.Module):

@@ -39,11 +39,12 @@ torchvision's Kaiming rule), since it may be pretrained.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import ClassVar
 
 from torch import Tensor, nn
 
-from .backbones import BackboneReader, prune_head, read_backbone
+from .backbones import BackboneReader, check_backbone_size, check_deepest_map, prune_head, read_backbone
 from .checks import (
     IntOrTuple,
     check_bool,
@@ -61,7 +62,7 @@ from .conv import ChannelAliases
 from .decoder import Decoder, make_head
 from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_levels, family_spec, make_unet_stem
 from .layers import LayerSpec
-from .levels import PerLevel, min_sizes, reductions_of
+from .levels import PerLevel, min_sizes, one_pixel_problem, reductions_of
 from .residual import GradCheckpointing
 
 __all__ = ["AE", "AE1d", "AE2d", "AE3d", "UNet", "UNet1d", "UNet2d", "UNet3d"]
@@ -273,7 +274,7 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
             ValueError: UNet2d needs an input of height or width >= 5 ...
         """
         check_input(self, x, self.in_planes, self.ndim)
-        check_min_size(self, x, self.min_size, self.reductions[-1])
+        check_min_size(self, x, self.min_size, self.reductions[-1], partial(one_pixel_problem, self))
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """The encoder's outputs, shallowest first: one per level.
@@ -299,12 +300,19 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
     def _encode(self, x: Tensor) -> list[Tensor]:
         """`encode` without the input check."""
         if self.stem is None:
-            features = self.reader(self.encoder, x)
-            if not is_tracing(x) and len(features) != len(self.channels):
-                raise ValueError(
-                    f"encoder {type(self.encoder).__name__} returned {len(features)} maps, expected "
-                    f"{len(self.channels)} (one per feature_info entry)"
-                )
+            try:
+                features = self.reader(self.encoder, x)
+            except (RuntimeError, ValueError, IndexError) as error:
+                if not is_tracing(x):
+                    check_backbone_size(self, self.encoder, self.reader, x, error, partial(one_pixel_problem, self))
+                raise
+            if not is_tracing(x):
+                if len(features) != len(self.channels):
+                    raise ValueError(
+                        f"encoder {type(self.encoder).__name__} returned {len(features)} maps, expected "
+                        f"{len(self.channels)} (one per feature_info entry)"
+                    )
+                check_deepest_map(self, self.encoder, self.reader, x, features[-1], partial(one_pixel_problem, self))
             return features
         return self.encoder(self.stem(x))
 
