@@ -37,8 +37,8 @@ from .levels import steps_between
 from .summary import shadow_copy
 
 __all__ = [
-    "LEVELS_RULE", "BackboneReader", "check_backbone_size", "check_deepest_map", "check_levels", "prune_head", "qualified_name",
-    "read_backbone", "smallest_sides",
+    "LEVELS_RULE", "BackboneReader", "check_backbone_size", "check_deepest_map", "check_levels", "prune_head",
+    "qualified_name", "read_backbone", "smallest_input", "smallest_sides",
 ]
 
 SEARCH_SIDE = 512
@@ -160,7 +160,7 @@ def qualified_name(backbone: Any) -> str:
 
 
 def _way_out(backbone: nn.Module) -> str:
-    """How to turn ``backbone``, a module returning one map, into an encoder: the call to use, first the one that fits."""
+    """How to turn ``backbone``, a module returning one map, into an encoder: the calls to use, the fitting one first."""
     ways = [
         "timm.create_model(name, features_only=True) for a timm model",
         "torchvision.models.feature_extraction.create_feature_extractor(model, return_nodes=[...]) for any "
@@ -285,7 +285,7 @@ def smallest_sides(
     others: Sequence[int] | None = None,
     accepts: Callable[[list[Tensor]], bool] | None = None,
 ) -> tuple[int, ...] | None:
-    """Each side's smallest size for which ``backbone`` runs (and ``accepts`` its maps), measured on the ``meta`` device.
+    """Each side's smallest size for which ``backbone`` runs (and ``accepts`` its maps), measured on ``meta``.
 
     One side at a time is searched (bisection, about ten meta runs per side; the backbone is
     untouched), the others held at ``others`` (default ``max(side of x, SEARCH_SIDE)``), with

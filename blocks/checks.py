@@ -301,8 +301,8 @@ def check_input(module: nn.Module, x: Tensor, in_planes: int, ndim: int = 2) -> 
     if not is_tracing(x) and x.shape[1] != in_planes:
         raise ValueError(
             f"{type(module).__name__} expects input of shape {expected}, got {tuple(x.shape)}: its channel count "
-            f"is {x.shape[1]}, but it was built with in_planes={in_planes} (build it with in_planes={x.shape[1]}, or pass "
-            f"{in_planes}-channel inputs)"
+            f"is {x.shape[1]}, but it was built with in_planes={in_planes} (build it with "
+            f"in_planes={x.shape[1]}, or pass {in_planes}-channel inputs)"
         )
 
 

@@ -103,7 +103,7 @@ def load_pretrained(
     expected: type | None = None,
     **model_kwargs: Any,
 ) -> nn.Module:
-    """`from_pretrained`, refusing a saved class that is not ``expected`` or a subclass of it (the class methods' check).
+    """`from_pretrained`, refusing a saved class that is not ``expected`` or its subclass (the class methods' check).
 
     Raises:
         ValueError: As `from_pretrained`, and if ``config.json`` names a class that is not ``expected`` or one of its

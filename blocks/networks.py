@@ -69,7 +69,9 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         feature_info: Channels, reduction (the largest of the dimensions), reductions (per
             dimension) and module of each level's map.
         num_features: Channels of the last map.
-        min_size: The input needs a spatial size of at least ``min_size`` (an int, or one per dimension).
+        min_size: An input with a spatial size of at least ``min_size`` always works, smaller ones where every
+            normalizer can take a one-pixel deepest map (`blocks.levels.one_pixel_problem`); an int, or one per
+            dimension.
 
     Raises:
         ValueError: For any argument out of its allowed values.

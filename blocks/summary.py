@@ -147,7 +147,7 @@ def summary(
 
 
 def _check_sample(model: nn.Module, sizes: list[tuple[int, ...]]) -> None:
-    """Raise a ValueError when ``input_size`` holds one size more than a blocks model's sample: the batch, given by mistake."""
+    """Raise a ValueError when ``input_size`` holds one size more than a blocks model's sample: a batch, by mistake."""
     ndim = getattr(model, "ndim", None)
     if is_int(ndim) and len(sizes) == 1 and len(sizes[0]) == ndim + 2:
         batch, *sample = sizes[0]

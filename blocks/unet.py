@@ -26,9 +26,11 @@ Layout (``L`` levels; level ``i`` is at ``1 / 2**i`` of the input in every dimen
 
 Because every up-scaling goes to a size read from a tensor, any height and width work and the
 output has exactly the input's size, with nothing cropped or padded. The only limit is the deepest
-level: normalization needs more than one pixel there, so an input must be larger than the deepest
-reduction in at least one dimension (``max(H, W) >= min_size`` in 2-D); this rule holds for every
-normalizer.
+level: each normalizer needs more than one value per group there. An input larger than the deepest
+reduction in at least one dimension (``max(H, W) >= min_size`` in 2-D) always works; a smaller one
+makes the deepest map one pixel, which works only where every normalizer still has two values or
+more (batch norm in training with a batch of 2 or more, or in eval mode; group norm with two
+channels or more per group): `blocks.levels.one_pixel_problem` is the rule.
 
 Weight initialisation: the layers a U-Net builds keep PyTorch's defaults (0.1.0's choice, kept:
 a measured comparison found Kaiming everywhere fits faster early but ends at a lower validation
@@ -127,8 +129,9 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
             ``ndim``, that one; else 2).
 
     Attributes:
-        min_size: The input needs at least one spatial size ``>= min_size`` (deepest reduction + 1):
-            an int, or one per dimension when the levels are anisotropic.
+        min_size: An input with one spatial size ``>= min_size`` (deepest reduction + 1) always works;
+            smaller ones only where every normalizer can take a one-pixel deepest map (see the module
+            docstring). An int, or one per dimension when the levels are anisotropic.
         reductions: Down-scaling factor of each level: an int, or one per dimension.
         strides: The checked per-level strides (own encoder), one per dimension, else None.
         kernel_sizes: The per-level kernel sizes, one per dimension.
