@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # full run (several minutes on 2 cores); writes benchmarks/results.json
     python benchmarks/run.py --quick    # tiny sizes, one repeat: checks that everything runs (CI)
+    python benchmarks/run.py --decoder-widths [--quick]   # only the decoder widths on ResNet-50 (results.json's entry)
     python benchmarks/run.py --device cuda --dtype bf16 --channels-last --budget 480   # on a GPU
 
 On CUDA the timings synchronise the device, peak memory is ``torch.cuda.max_memory_allocated`` and
@@ -300,8 +301,13 @@ def inference(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return run
 
 
-def interleaved(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds per call of each function, calling them in turn ``repeats`` times after a warm-up.
+def interleaved(
+    fns: dict[str, Callable[[], None]],
+    repeats: int,
+    warmup: int = 1,
+    reduce: Callable[[list[float]], float] = statistics.median,
+) -> dict[str, float]:
+    """Median (or ``reduce``) seconds per call of each function, calling them in turn ``repeats`` times after a warm-up.
 
     The order alternates (A B, B A, A B, ...), so that whatever the previous call leaves behind (caches,
     the allocator's state) hits every contender alike.
@@ -317,7 +323,7 @@ def interleaved(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 
             fn()
             _synchronize()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: reduce(t) for name, t in times.items()}
 
 
 def flops_of(fn: Callable[[], None]) -> int:
@@ -512,6 +518,42 @@ def run(quick: bool, compiled: bool, budget: float | None = None) -> dict:
     return results
 
 
+DECODER_WIDTHS = {
+    "default": {},
+    "smp widths": {"decoder_channels": (256, 128, 64, 32, 16)},
+    "smp widths, interpolate": {"decoder_channels": (256, 128, 64, 32, 16), "upsample": "interpolate"},
+}
+"""The decoders compared on one big backbone: blocks' default (the encoder's widths), smp's widths, and smp's
+widths with smp's plain interpolation."""
+
+
+def decoder_widths(quick: bool) -> dict:
+    """Parameters, forward FLOPs and times of ``UNet2d(out_planes=2, encoder=resnet50(num_classes=None), ...)`` for each
+    decoder of `DECODER_WIDTHS`: what ``decoder_channels`` does on a big backbone (the U-Net and Encoders pages)."""
+    size = (1, 3, 64, 64) if quick else (1, 3, 256, 256)
+    repeats = 1 if quick else 5
+    models, rows = {}, []
+    for name, kwargs in DECODER_WIDTHS.items():
+        torch.manual_seed(0)
+        models[name] = model = blocks.UNet2d(out_planes=2, encoder=blocks.resnet50(num_classes=None), **kwargs)
+        total = sum(p.numel() for p in model.parameters())
+        encoder = sum(p.numel() for p in model.encoder.parameters())
+        with torch.device("meta"):
+            shadow = blocks.UNet2d(out_planes=2, encoder=blocks.resnet50(num_classes=None), **kwargs)
+        flops = flops_of(lambda shadow=shadow: shadow(torch.empty(size, device="meta")))
+        rows.append({"decoder": name, "arguments": {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
+                     "params": total, "decoder_params": total - encoder, "forward_gflops": flops / 1e9})
+    x = torch.randn(size)
+    # The best of the repeats: on a shared machine, other work only ever adds time.
+    forward = interleaved({name: inference(m, x) for name, m in models.items()}, repeats, reduce=min)
+    train = interleaved({name: train_step(m, x) for name, m in models.items()}, repeats, reduce=min)
+    for row in rows:
+        row.update(forward_ms=1e3 * forward[row["decoder"]], train_step_ms=1e3 * train[row["decoder"]])
+    return {"model": "UNet2d(out_planes=2, encoder=blocks.resnet50(num_classes=None), **arguments)", "input": list(size),
+            "repeats": repeats, "statistic": "min", "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "date": time.strftime("%Y-%m-%d"), "quick": quick, "rows": rows}
+
+
 def checkpointing(quick: bool) -> dict:
     """Peak memory of a training step of the default U-Net with and without gradient checkpointing."""
     size = (1, 1, 64, 64) if quick else (2, 1, 256, 256)
@@ -596,6 +638,8 @@ def main() -> int:
     parser.add_argument("--channels-last", action="store_true", help="channels_last (3-D: channels_last_3d) models "
                                                                      "and inputs")
     parser.add_argument("--budget", type=float, help="seconds after which no new pair starts")
+    parser.add_argument("--decoder-widths", action="store_true",
+                        help="measure only the decoder widths on ResNet-50 and update that entry of the JSON")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     SETTINGS.update(device=args.device, dtype=args.dtype, channels_last=args.channels_last)
@@ -603,6 +647,16 @@ def main() -> int:
         kind, name, *size = args.child
         answer = (child_memory if kind == "memory" else child_summary)(name, tuple(int(s) for s in size))
         print(json.dumps(answer))
+        return 0
+    if args.decoder_widths:
+        widths = decoder_widths(args.quick)
+        print(json.dumps(widths, indent=1))
+        target = args.json or (None if args.quick else HERE / "results.json")
+        if target:
+            results = json.loads(target.read_text()) if target.exists() else {}
+            results["decoder_widths"] = widths
+            target.write_text(json.dumps(results, indent=1) + "\n")
+            print(f"\nwritten to {target} (decoder_widths only)")
         return 0
     results = run(args.quick, not args.no_compile, args.budget)
     print(table(results))

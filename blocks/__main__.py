@@ -131,7 +131,13 @@ def check_input_size(input_size: Sequence[int], ndim: int) -> tuple[int, ...]:
     names = " ".join(["C", *SPATIAL[ndim].split(", ")])
     if len(input_size) != 1 + ndim:
         given = " ".join(map(str, input_size))
-        raise ValueError(f"--input takes {1 + ndim} ints with --ndim {ndim} ({names}), got {len(input_size)}: {given}")
+        hint = ""
+        if len(input_size) == 2 + ndim:
+            volume = f"; for {SPATIAL[ndim + 1].count(',') + 1} sizes, --ndim {ndim + 1}" if ndim < 3 else ""
+            hint = f" (if {input_size[0]} is the batch, pass it as --batch {input_size[0]}{volume})"
+        raise ValueError(
+            f"--input takes {1 + ndim} ints with --ndim {ndim} ({names}), got {len(input_size)}: {given}{hint}"
+        )
     if any(size < 1 for size in input_size):
         raise ValueError(f"--input sizes must be positive, got {' '.join(map(str, input_size))}")
     return tuple(input_size)

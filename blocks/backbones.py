@@ -23,7 +23,8 @@ two maps share 1/16), and not all maps at one reduction (a plain ViT's are all a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,13 @@ from .features import FeatureAPI
 from .levels import steps_between
 from .summary import shadow_copy
 
-__all__ = ["LEVELS_RULE", "BackboneReader", "check_levels", "prune_head", "read_backbone"]
+__all__ = [
+    "LEVELS_RULE", "BackboneReader", "check_backbone_size", "check_deepest_map", "check_levels", "prune_head",
+    "qualified_name", "read_backbone", "smallest_input", "smallest_sides",
+]
+
+SEARCH_SIDE = 512
+"""The largest side `smallest_sides` tries: the other sides are held at least this large while one side is searched."""
 
 DRY_RUN_SIZE = {1: (1024,), 2: (224, 160), 3: (96, 64, 32)}
 """Input sides of the meta dry run that measures a backbone without a description: different sides,
@@ -95,7 +102,12 @@ def _in_planes(backbone: nn.Module, in_planes: int | None) -> int:
     """
     declared = _declared_in_planes(backbone)
     if declared is not None and in_planes is not None and in_planes != declared:
-        raise ValueError(f"in_planes={in_planes} does not match the encoder's {declared} input channels")
+        raise ValueError(
+            f"in_planes={in_planes} does not match the encoder's {declared} input channels; build the encoder for "
+            f"{in_planes} channels (blocks.from_torchvision(model, in_planes={in_planes}) or "
+            f"blocks.resnet50(in_planes={in_planes}) for a ResNet, timm.create_model(name, in_chans={in_planes}) for "
+            "timm), or leave in_planes=None to take the encoder's"
+        )
     if declared is None and in_planes is None:
         raise ValueError(f"encoder={type(backbone).__name__} does not tell its input channels; give in_planes=")
     return declared if declared is not None else in_planes
@@ -135,11 +147,29 @@ def _dry_run(backbone: nn.Module, call: str, in_planes: int, ndim: int) -> list[
         maps = list(maps.values())
     if not isinstance(maps, (list, tuple)) or not all(isinstance(m, Tensor) for m in maps):
         raise ValueError(
-            f"encoder={type(backbone).__name__} returned {type(maps).__name__}; a U-Net encoder must return a "
-            "list, tuple or dict of feature maps (e.g. timm's features_only=True, or torchvision's "
-            "create_feature_extractor)"
+            f"encoder={qualified_name(backbone)} returned {type(maps).__name__}; a U-Net encoder must return a "
+            f"list, tuple or dict of feature maps: {_way_out(backbone)}"
         )
     return list(maps)
+
+
+def qualified_name(backbone: Any) -> str:
+    """The backbone's class with its module (``torchvision.models.resnet.ResNet``), so that no two read alike."""
+    cls = type(backbone)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _way_out(backbone: nn.Module) -> str:
+    """How to turn ``backbone``, a module returning one map, into an encoder: the calls to use, the fitting one first."""
+    ways = [
+        "timm.create_model(name, features_only=True) for a timm model",
+        "torchvision.models.feature_extraction.create_feature_extractor(model, return_nodes=[...]) for any "
+        "torchvision model",
+    ]
+    torchvision_resnet = "blocks.from_torchvision(model) for a torchvision ResNet (blocks' ResNet, weights kept)"
+    if type(backbone).__module__.startswith("torchvision.models") and "resnet" in type(backbone).__module__:
+        return f"use {torchvision_resnet}, or " + ", or ".join(ways)
+    return f"use {', or '.join(ways)}, or {torchvision_resnet}"
 
 
 def read_backbone(backbone: Any, in_planes: int | None, ndim: int) -> BackboneReader:
@@ -246,3 +276,107 @@ def prune_head(backbone: nn.Module, reader: BackboneReader) -> None:
     if reader.call == "intermediates" and callable(getattr(backbone, "prune_intermediate_layers", None)):
         own = isinstance(backbone, FeatureAPI)
         backbone.prune_intermediate_layers(len(reader.channels), prune_norm=not own, prune_head=True)
+
+
+def smallest_sides(
+    backbone: nn.Module,
+    reader: BackboneReader,
+    x: Tensor,
+    others: Sequence[int] | None = None,
+    accepts: Callable[[list[Tensor]], bool] | None = None,
+) -> tuple[int, ...] | None:
+    """Each side's smallest size for which ``backbone`` runs (and ``accepts`` its maps), measured on ``meta``.
+
+    One side at a time is searched (bisection, about ten meta runs per side; the backbone is
+    untouched), the others held at ``others`` (default ``max(side of x, SEARCH_SIDE)``), with
+    ``x``'s batch, channels, dtype and the backbone's train/eval mode. None when the largest input
+    fails too: the failure is not about size.
+    """
+    shadow = shadow_copy(backbone, torch.device("meta")).train(backbone.training)
+    large = [max(int(n), SEARCH_SIDE) for n in x.shape[2:]]
+    held = large if others is None else list(others)
+
+    def runs(side: int, dim: int) -> bool:
+        sides = list(held)
+        sides[dim] = side
+        probe = torch.empty(x.shape[0], x.shape[1], *sides, dtype=x.dtype, device="meta")
+        try:
+            with torch.no_grad():
+                maps = reader(shadow, probe)
+        except (RuntimeError, ValueError, IndexError):
+            return False
+        return accepts is None or accepts(maps)
+
+    mins = []
+    for dim, top in enumerate(large):
+        if not runs(top, dim):
+            return None
+        low, high = 0, top  # runs(high) holds; runs(low) is taken to fail
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if runs(middle, dim) else (middle, high)
+        mins.append(high)
+    return tuple(mins)
+
+
+SIDE_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+"""How messages name the sides of each dimension."""
+
+
+def smallest_input(
+    backbone: nn.Module, reader: BackboneReader, x: Tensor, why: str | None, runs: Sequence[int] | None = None
+) -> str | None:
+    """The smallest input of a U-Net on ``backbone``, in words, from `smallest_sides`: each side's minimum for the
+    backbone to run and, when ``why`` says that a one-pixel deepest map cannot be normalized, the side one of them
+    needs for two pixels there; None when the backbone fails at every size. ``runs``: the first, if known."""
+    runs = smallest_sides(backbone, reader, x) if runs is None else runs
+    if runs is None:
+        return None
+    names = SIDE_NAMES[len(runs)]
+    need = " and ".join(f"{name} >= {m}" for name, m in zip(names, runs)) if max(runs) > 1 else ""
+    if why is not None:
+        grows = smallest_sides(backbone, reader, x, others=runs,
+                               accepts=lambda maps: math.prod(maps[-1].shape[2:]) > 1)
+        if grows is not None:
+            either = " or ".join(f"{name} >= {m}" for name, m in zip(names, grows))
+            need = f"{need}, and {either}" if need else either
+    return need or None
+
+
+def check_backbone_size(owner: nn.Module, backbone: nn.Module, reader: BackboneReader, x: Tensor,
+                        error: Exception, problem: Callable[[int], str | None]) -> None:
+    """After ``backbone`` failed on ``x`` with ``error``: raise a ValueError naming the smallest input
+    (`smallest_input`) if ``x`` is below it; return (so that ``error`` is raised as it is) when size is not the
+    cause. ``problem`` is the network's `blocks.levels.one_pixel_problem`."""
+    runs = smallest_sides(backbone, reader, x)
+    if runs is None or all(n >= m for n, m in zip(x.shape[2:], runs)):
+        return
+    why = problem(x.shape[0])
+    raise ValueError(
+        f"{type(owner).__name__} needs an input of {smallest_input(backbone, reader, x, why, runs)}: its "
+        f"encoder={qualified_name(backbone)} fails on smaller sides{'' if why is None else ', and ' + _one_pixel(why)}"
+        f" (measured on the meta device), got input of shape {tuple(x.shape)} ({type(error).__name__} inside the "
+        f"encoder: {str(error).splitlines()[0] if str(error) else ''})"
+    ) from error
+
+
+def check_deepest_map(owner: nn.Module, backbone: nn.Module, reader: BackboneReader, x: Tensor, deepest: Tensor,
+                      problem: Callable[[int], str | None]) -> None:
+    """Raise a ValueError when the backbone's deepest map of ``x`` is one pixel and ``problem(batch)`` says why
+    that cannot be normalized, naming the smallest input (measured on the meta device: a backbone may round
+    its sizes down, so its reductions alone do not tell)."""
+    if math.prod(deepest.shape[2:]) > 1:
+        return
+    why = problem(x.shape[0])
+    if why is None:
+        return
+    raise ValueError(
+        f"{type(owner).__name__} needs an input of {smallest_input(backbone, reader, x, why) or 'a larger size'}: "
+        f"{_one_pixel(why)} (its encoder={qualified_name(backbone)}, measured on the meta device), got input of "
+        f"shape {tuple(x.shape)}"
+    )
+
+
+def _one_pixel(why: str) -> str:
+    """The clause that says a one-pixel deepest map cannot be normalized, and ``why``."""
+    return f"its deepest map would be one pixel, and {why}"

@@ -10,8 +10,10 @@ run as guards. See the Design page of the docs (``docs/design.md``).
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
 import torch
@@ -152,6 +154,29 @@ def compact(values: Sequence[int]) -> int | tuple[int, ...]:
     return values[0] if len(set(values)) == 1 else values
 
 
+def check_keywords(owner: str, signature: inspect.Signature, keywords: Mapping[str, Any]) -> None:
+    """Raise a TypeError for a keyword that ``signature`` does not take, suggesting the closest argument names.
+
+    Python's own message names only the bad keyword; this one also says what was meant (``chanels`` ->
+    ``channels``). Signatures with ``**kwargs`` take every keyword and are not checked.
+
+    Examples:
+        >>> check_keywords("UNet2d", inspect.signature(lambda channels=None, layers=2: None), {"chanels": 8})
+        Traceback (most recent call last):
+        ...
+        TypeError: UNet2d got an unexpected keyword argument 'chanels'; did you mean 'channels'?
+    """
+    parameters = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    names = [n for n, p in parameters.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for key in keywords:
+        if key not in parameters:
+            close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"it takes {', '.join(names)}"
+            raise TypeError(f"{owner} got an unexpected keyword argument {key!r}; {hint}")
+
+
 def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``allowed``, else raise a ValueError naming ``name``."""
     if not isinstance(value, str) or value not in allowed:
@@ -290,20 +315,39 @@ def check_input(module: nn.Module, x: Tensor, in_planes: int, ndim: int = 2) -> 
         TypeError: If ``x`` is not a tensor, or not a floating-point one.
         ValueError: If ``x`` does not have ``ndim + 2`` dimensions or ``in_planes`` channels.
     """
-    check_tensor(module, x, (None, in_planes) + (None,) * ndim, f"(B, {in_planes}, {SPATIAL[ndim]})")
+    expected = f"(B, {in_planes}, {SPATIAL[ndim]})"
+    check_tensor(module, x, (None, None) + (None,) * ndim, expected)
+    if not is_tracing(x) and x.shape[1] != in_planes:
+        raise ValueError(
+            f"{type(module).__name__} expects input of shape {expected}, got {tuple(x.shape)}: its channel count "
+            f"is {x.shape[1]}, but it was built with in_planes={in_planes} (build it with "
+            f"in_planes={x.shape[1]}, or pass {in_planes}-channel inputs)"
+        )
 
 
-def check_min_size(module: nn.Module, x: Tensor, min_size: int | Sequence[int], reduction: int | Sequence[int]) -> None:
-    """Raise a ValueError unless some spatial size of ``x`` reaches ``min_size`` (an int, or one per dimension).
+def check_min_size(
+    module: nn.Module,
+    x: Tensor,
+    min_size: int | Sequence[int],
+    reduction: int | Sequence[int],
+    one_pixel: Callable[[int], str | None] | None = None,
+) -> None:
+    """Raise a ValueError unless some spatial size of ``x`` reaches ``min_size`` or its one-pixel deepest level works.
 
-    The deepest level of a network, at ``1 / reduction`` of the input, needs more than one pixel for
-    normalization (`blocks.levels.min_size` is the rule). Steps aside while fx traces.
+    The deepest level of a network, at ``1 / reduction`` of the input, is one pixel exactly when no
+    side reaches ``min_size`` (`blocks.levels.min_size` is the rule). That works where every
+    normalizer has more than one value per group: ``one_pixel(batch)`` (`blocks.levels.one_pixel_problem`
+    on the network) returns None then, else why not; without it a one-pixel level is refused.
+    The message names the smallest size. Steps aside while fx traces.
     """
     if is_tracing(x):
         return
     spatial = x.shape[2:]
     mins = (min_size,) * len(spatial) if isinstance(min_size, int) else tuple(min_size)
     if all(n < m for n, m in zip(spatial, mins)):
+        problem = "needs more than one pixel for normalization" if one_pixel is None else one_pixel(x.shape[0])
+        if problem is None:
+            return
         ndim = x.dim() - 2
         if len(set(mins)) == 1:
             sides = {1: "length", 2: "height or width", 3: "depth, height or width"}[ndim]
@@ -312,9 +356,10 @@ def check_min_size(module: nn.Module, x: Tensor, min_size: int | Sequence[int], 
             names = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}[ndim]
             need = ", ".join(f"{n} >= {m}" for n, m in zip(names[:-1], mins)) + f" or {names[-1]} >= {mins[-1]}"
             at = tuple(reduction)
+        why = problem if one_pixel is None else f"would be one pixel, and {problem}"
         raise ValueError(
-            f"{type(module).__name__} needs an input of {need} (its deepest level, at "
-            f"1/{at}, needs more than one pixel for normalization), got input of shape {tuple(x.shape)}"
+            f"{type(module).__name__} needs an input of {need} (its deepest level, at 1/{at}, {why}), got input "
+            f"of shape {tuple(x.shape)}"
         )
 
 

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from .checks import resolve_annotations
+from .checks import check_keywords, resolve_annotations
 from .levels import min_sizes
 
 __all__ = [
@@ -52,6 +52,7 @@ SAVABLE: dict[str, type] = {}
 Filled by `register_savable`: blocks' own classes from the table `blocks.hub.SAVABLE_CLASSES`."""
 
 Init = TypeVar("Init", bound=Callable[..., None])
+Model = TypeVar("Model", bound="Configurable")
 
 
 def register_savable(cls: type, *, replace: bool = False) -> type:
@@ -98,7 +99,8 @@ def records_config(init: Init) -> Init:
     """Decorator of a public class's ``__init__``: keep the arguments it was called with, as given.
 
     The outermost decorated ``__init__`` of a call wins (a subclass's over its parent's, since it
-    returns last).
+    returns last). A keyword the ``__init__`` does not take raises a TypeError that suggests the
+    closest argument names (`blocks.checks.check_keywords`), for every public class at once.
 
     Examples:
         >>> import blocks
@@ -109,6 +111,7 @@ def records_config(init: Init) -> Init:
 
     @functools.wraps(init)
     def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        check_keywords(type(self).__name__, signature, kwargs)
         init(self, *args, **kwargs)
         arguments = signature.bind(self, *args, **kwargs).arguments
         self.__dict__["_config"] = {name: value for name, value in list(arguments.items())[1:]}
@@ -156,6 +159,53 @@ class Configurable:
                 "records_config), or save its state_dict with torch.save"
             )
         return recorded_config(self)
+
+    @classmethod
+    def from_pretrained(
+        cls: type[Model],
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        map_location: str | torch.device = "cpu",
+        strict: bool = True,
+        **model_kwargs: Any,
+    ) -> Model:
+        """Rebuild a model that ``save_pretrained`` wrote, if it is this class or a subclass (an `AE` is a `UNet`).
+
+        `blocks.from_pretrained` without the class check; huggingface_hub's mixin's keywords that make
+        sense offline (the folder's name, ``strict``, ``model_kwargs``), plus ``map_location``.
+        Downloading from the Hub (``revision``, ``token``, ...) needs huggingface_hub's mixin: a subclass
+        that also has ``PyTorchModelHubMixin`` among its bases gets the mixin's loader here.
+
+        Args:
+            pretrained_model_name_or_path: The folder with ``config.json`` and ``model.safetensors``.
+            map_location: Where the weights go.
+            strict: Refuse weights with missing or unexpected keys.
+            **model_kwargs: Constructor arguments that replace the saved ones.
+
+        Returns:
+            The model, in eval mode.
+
+        Raises:
+            ValueError: If the folder holds another class (naming it and the call that loads it), lacks a
+                file, or its weights do not fit.
+
+        Examples:
+            >>> import tempfile, blocks
+            >>> folder = blocks.AE2d(channels=(4, 8), layers=1).save_pretrained(tempfile.mkdtemp())
+            >>> type(blocks.UNet.from_pretrained(folder)).__name__
+            'AE2d'
+            >>> blocks.ResNet.from_pretrained(folder)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            ValueError: ResNet.from_pretrained: ... holds a model of class AE2d, which is not ResNet or a subclass ...
+        """
+        mixin = getattr(super(Configurable, cls), "from_pretrained", None)
+        if mixin is not None:  # a subclass that also has huggingface_hub's mixin: its loader, which downloads too
+            return mixin(pretrained_model_name_or_path, map_location=map_location, strict=strict, **model_kwargs)
+        from .hub import load_pretrained  # the table of savable classes sits above this file
+
+        return load_pretrained(pretrained_model_name_or_path, map_location, strict=strict, expected=cls,
+                               **model_kwargs)
 
     def save_pretrained(
         self,

@@ -88,7 +88,25 @@ def _twin_config(config: dict[str, Any], ndim: int, cls: type | None = None) -> 
     return twin
 
 
-def inflate(model: nn.Module, ndim: int = 3, rule: str = "i3d") -> nn.Module:
+def _check_twin_ndim(model: nn.Module, ndim: int | None) -> int:
+    """The twin's dimensions: ``ndim`` (None: 3) if it is one more than the model's, else a ValueError that says
+    which ``ndim`` to pass, without quoting a value the caller did not give."""
+    own = getattr(model, "ndim", None)
+    name = type(model).__name__
+    if ndim is not None:
+        if own is None or ndim != own + 1:
+            raise ValueError(f"inflate: {name} is {own}-D, so it inflates to ndim={own + 1}; got ndim={ndim}")
+        return ndim
+    if own == 2:
+        return 3
+    if own == 1:
+        raise ValueError(f"inflate: {name} is 1-D; pass ndim=2 for its 2-D twin (without ndim, inflate makes the "
+                         "3-D twin of a 2-D model)")
+    raise ValueError(f"inflate: {name} is {own}-D already; inflate makes the next dimension's twin of a 1-D or "
+                     "2-D model (3-D is the highest)")
+
+
+def inflate(model: nn.Module, ndim: int | None = None, rule: str = "i3d") -> nn.Module:
     """The ``ndim``-D twin of a blocks model, holding its weights inflated by ``rule``.
 
     Works on every blocks network and block (a 2-D `ResNet`, `EncoderNet`, `UNet`, `AE`, ...,
@@ -97,7 +115,7 @@ def inflate(model: nn.Module, ndim: int = 3, rule: str = "i3d") -> nn.Module:
 
     Args:
         model: A blocks model of ``ndim - 1`` dimensions, built by its constructor.
-        ndim: The twin's dimensions (one more than the model's).
+        ndim: The twin's dimensions (one more than the model's); None means 3 (a 2-D model's twin).
         rule: ``'i3d'`` or ``'center'`` (see the module docstring).
 
     Returns:
@@ -122,9 +140,7 @@ def inflate(model: nn.Module, ndim: int = 3, rule: str = "i3d") -> nn.Module:
     check_choice("rule", rule, RULES)
     if not isinstance(model, Configurable):
         raise ValueError(f"inflate takes a blocks model (built by its constructor), got {type(model).__name__}")
-    own = getattr(model, "ndim", None)
-    if own is None or ndim != own + 1:
-        raise ValueError(f"inflate: {type(model).__name__} is {own}-D, so it inflates to ndim={own + 1}; got ndim={ndim}")
+    ndim = _check_twin_ndim(model, ndim)
     first = next(iter(model.parameters()), None)
     with torch.device(first.device if first is not None else "cpu"):
         twin = build_from_config(_twin_config(recorded_config(model), ndim, type(model)))

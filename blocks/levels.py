@@ -13,11 +13,14 @@ import math
 from collections.abc import Sequence
 from typing import Any, Union
 
+from torch import nn
+
 from .checks import PER_DIMENSION, check_odd_kernel, check_tuple, is_int
 
 __all__ = [
     "OUTPUT_STRIDES", "PerLevel", "check_kernel_sizes", "check_strides", "default_strides", "dilated_levels",
-    "level_sizes", "min_sizes", "min_size", "reductions_of", "scaled_size", "steps_between",
+    "level_sizes", "min_sizes", "min_size", "one_pixel_problem", "reductions_of", "scaled_size", "steps_between",
+    "values_per_group",
 ]
 
 PerLevel = Sequence[Union[int, Sequence[int]]]
@@ -211,8 +214,9 @@ def level_sizes(
 def min_size(reduction: int) -> int:
     """The smallest side that leaves more than one pixel at ``1 / reduction``: ``reduction + 1``.
 
-    Normalization needs more than one value, so a network's deepest level must be larger than one
-    pixel in at least one dimension; ``ceil(n / r) > 1`` exactly when ``n > r``.
+    Normalization needs more than one value per group, so where a normalizer sees a single pixel
+    (see `one_pixel_problem`), a network's deepest level must be larger than one pixel in at least
+    one dimension; ``ceil(n / r) > 1`` exactly when ``n > r``.
 
     Examples:
         >>> min_size(16)
@@ -229,3 +233,54 @@ def min_sizes(reduction: Sequence[int]) -> tuple[int, ...]:
         ((3, 17, 17), 4)
     """
     return tuple(min_size(r) for r in reduction)
+
+
+def values_per_group(norm: nn.Module, batch: int) -> int | None:
+    """How many values one normalization group of ``norm`` holds on a one-pixel map of ``batch`` samples.
+
+    The rule per normalizer: instance norm normalizes each channel of each sample over the pixels
+    (1 value); batch norm in training, each channel over the batch's pixels (``batch`` values; in
+    eval it uses its running statistics); group and layer norm, each sample's group of ``C / g``
+    channels over the pixels (``C / g`` values). None for a module that does not normalize over
+    the pixels (any other module, batch or instance norm that uses running statistics).
+
+    Examples:
+        >>> values_per_group(nn.InstanceNorm2d(8), 4), values_per_group(nn.GroupNorm(4, 8), 1)
+        (1, 2)
+        >>> values_per_group(nn.BatchNorm2d(8), 1), values_per_group(nn.BatchNorm2d(8).eval(), 1)
+        (1, None)
+    """
+    if isinstance(norm, (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)):
+        if not norm.training and norm.track_running_stats and norm.running_mean is not None:
+            return None
+        return batch if isinstance(norm, nn.modules.batchnorm._BatchNorm) else 1
+    if isinstance(norm, nn.GroupNorm):
+        return norm.num_channels // norm.num_groups
+    return None
+
+
+def one_pixel_problem(model: nn.Module, batch: int) -> str | None:
+    """Why ``model`` cannot run on ``batch`` samples whose deepest level is one pixel, or None when it can.
+
+    The deepest map needs more than one value per normalization group (`values_per_group`): with
+    instance norm never, with batch norm in training from a batch of 2, with group or layer norm
+    when each group has 2 or more channels. Every normalizer of ``model`` is asked (the deepest level
+    holds the network's smallest maps), the first that cannot is named.
+
+    Examples:
+        >>> one_pixel_problem(nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8)), 2) is None
+        True
+        >>> one_pixel_problem(nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8)), 1)
+        'BatchNorm2d in training needs a batch of 2 or more there (or eval mode), got a batch of 1'
+    """
+    for norm in model.modules():
+        values = values_per_group(norm, batch)
+        if values is None or values > 1:
+            continue
+        name = type(norm).__name__
+        if isinstance(norm, nn.modules.batchnorm._BatchNorm):
+            return f"{name} in training needs a batch of 2 or more there (or eval mode), got a batch of {batch}"
+        if isinstance(norm, nn.GroupNorm):
+            return f"{name} with one channel per group needs more than one pixel there"
+        return f"{name} needs more than one pixel there"
+    return None

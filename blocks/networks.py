@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import ClassVar
 
 import torch
@@ -31,7 +32,7 @@ from .decoder import Decoder, make_head
 from .encoder import DEFAULT_CHANNELS, Encoder, check_channels, family_levels, family_spec, make_unet_stem
 from .features import FeatureAPI, FeatureInfo, check_global_pool, check_num_classes
 from .layers import LayerSpec
-from .levels import PerLevel, dilated_levels, level_sizes, min_sizes, reductions_of
+from .levels import PerLevel, dilated_levels, level_sizes, min_sizes, one_pixel_problem, reductions_of
 from .residual import GradCheckpointing
 
 __all__ = [
@@ -85,7 +86,9 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         head_hidden_size: Width of the features that reach ``fc`` (``num_features``; timm's name).
         pretrained_cfg: timm's description (`blocks.features.timm_cfg`), at the registry's default
             input (256 x 256 in 2-D); ``default_cfg`` is the same.
-        min_size: The input needs a spatial size of at least ``min_size`` (an int, or one per dimension).
+        min_size: An input with a spatial size of at least ``min_size`` always works, smaller ones where every
+            normalizer can take a one-pixel deepest map (`blocks.levels.one_pixel_problem`); an int, or one per
+            dimension.
 
     Raises:
         ValueError: For any argument out of its allowed values.
@@ -158,7 +161,7 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error unless ``x`` is (B, in_planes, *spatial) with a spatial size of at least ``min_size``."""
         check_input(self, x, self.in_planes, self.ndim)
-        check_min_size(self, x, self.min_size, self.feature_info[-1]["reductions"])
+        check_min_size(self, x, self.min_size, self.feature_info[-1]["reductions"], partial(one_pixel_problem, self))
 
     def forward_stages(self, x: Tensor) -> Tensor:
         """``stem`` -> each stage of ``encoder`` (``chain``), without the input check or ``norm_act``."""

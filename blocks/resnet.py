@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -35,6 +36,7 @@ from .checks import (
     check_choice,
     check_input,
     check_ints,
+    check_min_size,
     check_ndim,
     check_positive_int,
     check_tuple,
@@ -45,7 +47,7 @@ from .configurable import Configurable, records_config
 from .conv import ConvModern, NormAct, same_padding
 from .features import FeatureAPI, FeatureInfo, check_global_pool, check_num_classes
 from .layers import LayerSpec, check_layer_spec, torch_layer
-from .levels import PerLevel, check_kernel_sizes, check_strides, dilated_levels, reductions_of
+from .levels import PerLevel, check_kernel_sizes, check_strides, dilated_levels, min_sizes, one_pixel_problem, reductions_of
 from .residual import BLOCKS, BlockSpec, GradCheckpointing
 
 __all__ = [
@@ -404,9 +406,22 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
 
         init_weights(self)
 
+    @property
+    def min_size(self) -> int | tuple[int, ...]:
+        """The smallest side that keeps the deepest map above one pixel (an int, or one per dimension).
+
+        Smaller inputs work where every normalizer has more than one value per group there (in eval
+        mode, or in training with a batch of 2 or more: `blocks.levels.one_pixel_problem`).
+        """
+        return compact(min_sizes(self.feature_info[-1]["reductions"]))
+
     def check_input(self, x: Tensor) -> None:
-        """Raise a clear error unless ``x`` is (B, in_planes, *spatial); steps aside while fx traces."""
+        """Raise a clear error unless ``x`` is (B, in_planes, *spatial) and its deepest map can be normalized.
+
+        Steps aside while fx traces.
+        """
         check_input(self, x, self.in_planes, self.ndim)
+        check_min_size(self, x, self.min_size, self.feature_info[-1]["reductions"], partial(one_pixel_problem, self))
 
     def forward_stages(self, x: Tensor) -> Tensor:
         """``stem`` -> ``pool`` -> ``layer1`` ... ``layer4`` (``chain``), without the input check or ``norm_act``."""

@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from .checks import is_int
+from .checks import SPATIAL, is_int
 
 __all__ = ["shadow_copy", "shape_table", "summary"]
 
@@ -128,9 +128,47 @@ def summary(
     if batch_size != -1 and batch_size < 1:
         raise ValueError(f"batch_size must be -1 or a positive int, got {batch_size}")
     run_batch = 2 if batch_size == -1 else batch_size
-
+    _check_sample(model, sizes)
     try:
-        rows, (total, trainable) = _trace(
+        rows, (total, trainable) = _summary_trace(model, sizes, input_dtypes, run_batch, batch_size, device)
+    except ValueError as error:  # the model refused the input: show the shape the user gave, not the batch of 2
+        if batch_size != -1:
+            raise
+        message = str(error)
+        for size in sizes:
+            message = message.replace(str((run_batch, *size)), str((-1, *size)))
+        if message == str(error):
+            raise
+        raise ValueError(f"{message} (-1: summary's batch, as in its table)") from error
+
+    table = _format(rows, total, trainable, sizes, batch_size)
+    print(table)
+    return table
+
+
+def _check_sample(model: nn.Module, sizes: list[tuple[int, ...]]) -> None:
+    """Raise a ValueError when ``input_size`` holds one size more than a blocks model's sample: a batch, by mistake."""
+    ndim = getattr(model, "ndim", None)
+    if is_int(ndim) and len(sizes) == 1 and len(sizes[0]) == ndim + 2:
+        batch, *sample = sizes[0]
+        raise ValueError(
+            f"summary(): input_size={sizes[0]} has {ndim + 2} sizes, but {type(model).__name__} takes one sample's "
+            f"shape, (C, {SPATIAL[ndim]}), without the batch; for a batch of {batch}, call "
+            f"summary(model, {tuple(sample)}, batch_size={batch})"
+        )
+
+
+def _summary_trace(
+    model: nn.Module,
+    sizes: list[tuple[int, ...]],
+    input_dtypes: list[torch.dtype],
+    run_batch: int,
+    batch_size: int,
+    device: Device,
+) -> tuple[list[_Row], tuple[int, int]]:
+    """`_trace` on a meta shadow of ``model``, else (with a warning) on a real copy on ``device``."""
+    try:
+        return _trace(
             shadow_copy(model, _META), sizes, input_dtypes, run_batch, batch_size, _META
         )
     except (RuntimeError, NotImplementedError) as meta_error:  # meta-specific failures; ValueError etc. propagate
@@ -139,12 +177,10 @@ def summary(
             f"summary(): {type(model).__name__} cannot run on the meta device "
             f"({type(meta_error).__name__}: {meta_error}); running a copy of it on {fallback}",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         try:
-            rows, (total, trainable) = _trace(
-                shadow_copy(model, fallback), sizes, input_dtypes, run_batch, batch_size, fallback
-            )
+            return _trace(shadow_copy(model, fallback), sizes, input_dtypes, run_batch, batch_size, fallback)
         except Exception as error:
             if hasattr(error, "add_note"):  # Python >= 3.11
                 error.add_note(
@@ -152,10 +188,6 @@ def summary(
                     f"({type(meta_error).__name__}: {meta_error}) and on {fallback}"
                 )
             raise
-
-    table = _format(rows, total, trainable, sizes, batch_size)
-    print(table)
-    return table
 
 
 # --------------------------------------------------------------------------------------- arguments

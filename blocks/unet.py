@@ -26,9 +26,11 @@ Layout (``L`` levels; level ``i`` is at ``1 / 2**i`` of the input in every dimen
 
 Because every up-scaling goes to a size read from a tensor, any height and width work and the
 output has exactly the input's size, with nothing cropped or padded. The only limit is the deepest
-level: normalization needs more than one pixel there, so an input must be larger than the deepest
-reduction in at least one dimension (``max(H, W) >= min_size`` in 2-D); this rule holds for every
-normalizer.
+level: each normalizer needs more than one value per group there. An input larger than the deepest
+reduction in at least one dimension (``max(H, W) >= min_size`` in 2-D) always works; a smaller one
+makes the deepest map one pixel, which works only where every normalizer still has two values or
+more (batch norm in training with a batch of 2 or more, or in eval mode; group norm with two
+channels or more per group): `blocks.levels.one_pixel_problem` is the rule.
 
 Weight initialisation: the layers a U-Net builds keep PyTorch's defaults (0.1.0's choice, kept:
 a measured comparison found Kaiming everywhere fits faster early but ends at a lower validation
@@ -39,12 +41,13 @@ torchvision's Kaiming rule), since it may be pretrained.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar, List, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from .backbones import BackboneReader, prune_head, read_backbone
+from .backbones import BackboneReader, check_backbone_size, check_deepest_map, prune_head, read_backbone
 from .checks import (
     IntOrTuple,
     check_bool,
@@ -66,7 +69,7 @@ from .encoder import (
 )
 from .features import make_global_pool
 from .layers import DropoutSpec, LayerSpec
-from .levels import PerLevel, min_sizes, reductions_of
+from .levels import PerLevel, min_sizes, one_pixel_problem, reductions_of
 from .residual import GradCheckpointing
 
 __all__ = [
@@ -262,8 +265,9 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
             ``ndim``, that one; else 2).
 
     Attributes:
-        min_size: The input needs at least one spatial size ``>= min_size`` (deepest reduction + 1):
-            an int, or one per dimension when the levels are anisotropic.
+        min_size: An input with one spatial size ``>= min_size`` (deepest reduction + 1) always works;
+            smaller ones only where every normalizer can take a one-pixel deepest map (see the module
+            docstring). An int, or one per dimension when the levels are anisotropic.
         reductions: Down-scaling factor of each level: an int, or one per dimension.
         strides: The checked per-level strides (own encoder), one per dimension, else None.
         kernel_sizes: The per-level kernel sizes, one per dimension.
@@ -426,7 +430,7 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
             ValueError: UNet2d needs an input of height or width >= 5 ...
         """
         check_input(self, x, self.in_planes, self.ndim)
-        check_min_size(self, x, self.min_size, self.reductions[-1])
+        check_min_size(self, x, self.min_size, self.reductions[-1], partial(one_pixel_problem, self))
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """The encoder's outputs, shallowest first: one per level.
@@ -454,14 +458,26 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         if self.stem is None:  # an encoder of its own; TorchScript compiles only the own encoder's path
             if torch.jit.is_scripting():
                 raise RuntimeError("a U-Net with an outside encoder does not compile with TorchScript")
+            return self._backbone_features(x)
+        return self.encoder(self.stem(x))
+
+    @torch.jit.unused
+    def _backbone_features(self, x: Tensor) -> list[Tensor]:
+        """The outside encoder's maps; a too-small input gets blocks' error with each side's minimum."""
+        try:
             features = self.reader(self.encoder, x)
-            if not is_tracing(x) and len(features) != len(self.channels):
+        except (RuntimeError, ValueError, IndexError) as error:
+            if not is_tracing(x):
+                check_backbone_size(self, self.encoder, self.reader, x, error, partial(one_pixel_problem, self))
+            raise
+        if not is_tracing(x):
+            if len(features) != len(self.channels):
                 raise ValueError(
                     f"encoder {type(self.encoder).__name__} returned {len(features)} maps, expected "
                     f"{len(self.channels)} (one per feature_info entry)"
                 )
-            return features
-        return self.encoder(self.stem(x))
+            check_deepest_map(self, self.encoder, self.reader, x, features[-1], partial(one_pixel_problem, self))
+        return features
 
     def decode(self, features: Sequence[Tensor], output_size: Sequence[int]) -> Tensor:
         """Run the decoder on the encoder's outputs; return the last stage's output (before the head).

@@ -71,6 +71,17 @@ def on_config(config: Any, **kwargs: Any) -> Any:
     return config
 
 
+CODE_LINE = re.compile(r'(<span id="__span-[\d-]+")>((?:<a [^>]*></a>)?)((?:<span class="w">)?)( +)')
+"""The start of a code line with its leading spaces (pymdownx.highlight's ``line_spans``; Pygments may put the
+spaces in a whitespace token)."""
+
+
+def on_page_content(html: str, **kwargs: Any) -> str:
+    """Give each indented code line its indent as ``--indent``, so that a wrapped line goes on under its own
+    start rather than at the left margin (docs/stylesheets/blocks.css)."""
+    return CODE_LINE.sub(lambda m: f'{m[1]} style="--indent: {len(m[4])}ch">{m[2]}{m[3]}{m[4]}', html)
+
+
 def on_page_markdown(markdown: str, page: Any = None, **kwargs: Any) -> str:
     """MkDocs event: replace every directive of a page before the Markdown is converted."""
     where = page.file.src_uri if page is not None else "<markdown>"
@@ -312,7 +323,7 @@ def arguments(name: str) -> str:
             "required" if parameter.default is parameter.empty else code(repr(parameter.default)),
             described[parameter.name],
         ])
-    return table(["argument", "type", "default", "meaning"], rows)
+    return f'<div class="gen-args" markdown>\n\n{table(["argument", "type", "default", "meaning"], rows)}\n\n</div>'
 
 
 @directive
@@ -488,6 +499,22 @@ def nnunet_benchmark(path: str = "benchmarks/nnunet.json") -> str:
     script = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script.table(json.loads((DOCS.parent / path).read_text()))
+def decoder_widths(path: str = "benchmarks/results.json") -> str:
+    """What ``decoder_channels`` does on ResNet-50, from the ``decoder_widths`` entry that ``benchmarks/run.py
+    --decoder-widths`` writes: parameters, FLOPs and times, never measured here."""
+    entry = json.loads((DOCS.parent / path).read_text())["decoder_widths"]
+    rows = [
+        [code(", ".join(f"{k}={tuple(v) if isinstance(v, list) else repr(v)}" for k, v in row["arguments"].items())
+              or "(default)"),
+         f"{row['params'] / 1e6:.1f} M", f"{row['decoder_params'] / 1e6:.1f} M", f"{row['forward_gflops']:.1f}",
+         f"{row['forward_ms']:.0f}", f"{row['train_step_ms']:.0f}"]
+        for row in entry["rows"]
+    ]
+    size = "×".join(map(str, entry["input"]))
+    header = ["decoder", "params", "decoder + head", "GFLOPs", "forward (ms)", "train step (ms)"]
+    return (f"{table(header, rows, 'lrrrrr')}\n\n`{entry['model']}` on a {size} input, measured by "
+            f"`python benchmarks/run.py --decoder-widths` on {entry['date']} (CPU, {entry['threads']} threads, "
+            f"{'best' if entry.get('statistic') == 'min' else 'median'} of {entry['repeats']}; torch {entry['torch']}).\n")
 
 
 @directive
@@ -762,10 +789,11 @@ def inflation(
 
 
 MODULE_ORDER = [
-    "blocks.layers", "blocks.conv", "blocks.residual", "blocks.resnet", "blocks.unet", "blocks.networks",
-    "blocks.presets", "blocks.registry", "blocks.hub", "blocks.inflate", "blocks.summary",
+    "blocks.residual", "blocks.unet", "blocks.networks", "blocks.resnet", "blocks.presets", "blocks.conv",
+    "blocks.registry", "blocks.hub", "blocks.inflate", "blocks.summary", "blocks.layers",
 ]
-"""Order of the modules on the API page (a new module must be added here: the build says so)."""
+"""Order of the modules on the API page, what users build first: the blocks, the networks, then the helpers
+(a new module must be added here: the build says so)."""
 
 
 def preset_table(names: Sequence[str]) -> str:

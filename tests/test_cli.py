@@ -198,7 +198,8 @@ def test_resnet18_in_1d_has_a_conv1d_stem(capsys):
     ("argv", "message"),
     [
         (["--ndim", "3", "--input", "1", "64", "64"], "--input takes 4 ints with --ndim 3 (C D H W), got 3: 1 64 64"),
-        (["--input", "1", "64", "64", "64"], "--input takes 3 ints with --ndim 2 (C H W), got 4: 1 64 64 64"),
+        (["--input", "1", "64", "64", "64"], "--input takes 3 ints with --ndim 2 (C H W), got 4: 1 64 64 64 (if 1 is "
+                                            "the batch, pass it as --batch 1; for 3 sizes, --ndim 3)"),
         (["--ndim", "1", "--input", "1"], "--input takes 2 ints with --ndim 1 (C L), got 1: 1"),
         (["--input", "1", "0", "64"], "--input sizes must be positive, got 1 0 64"),
         (["--set", "ndim=3"], "argument --set: the dimension is set with --ndim, not --set ndim=..."),

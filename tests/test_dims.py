@@ -798,7 +798,9 @@ def test_bad_inputs_name_the_class_and_both_shapes(case):
     with torch.device("meta"):
         module = build_()
     expected = expected.replace("(", r"\(").replace(")", r"\)")
-    with pytest.raises(ValueError, match=rf"^{name} expects input of shape {expected}, got {shape_re(shape)}$"):
+    # a wrong channel count also names in_planes (issue 30)
+    planes = rf": its channel count is {shape[1]}, but it was built with in_planes=\d+ .*" if "channels" in case else ""
+    with pytest.raises(ValueError, match=rf"^{name} expects input of shape {expected}, got {shape_re(shape)}{planes}$"):
         module(torch.empty(shape, device="meta"))
 
 

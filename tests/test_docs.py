@@ -899,3 +899,45 @@ def test_design_page_names_owners_that_exist():
     floors = re.findall(r"^\| \d+ \| (.+?) \|", page, re.MULTILINE)
     listed = {f for cell in floors for f in re.findall(r"`(\w+\.py)`", cell)}
     assert listed == {p.name for p in (ROOT / "blocks").glob("*.py")}
+
+
+# ---- issue 30: decoder widths from results.json, the API page's order -----------------------------------------
+
+
+def test_decoder_widths_come_from_results_json_and_match_the_models(monkeypatch):
+    """The figures are read from benchmarks/results.json (never measured by the build) and are those of the models."""
+    import json
+
+    entry = json.loads((ROOT / "benchmarks" / "results.json").read_text())["decoder_widths"]
+    assert not entry["quick"] and entry["input"] == [1, 3, 256, 256]
+    monkeypatch.setattr(blocks, "UNet2d", None)  # a build that measured would need it
+    page = hooks.run("decoder_widths()")
+    monkeypatch.undo()
+    counted = {}
+    for row in entry["rows"]:
+        arguments = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else repr(v)}" for k, v in row["arguments"].items())
+        expression = f"UNet2d(out_planes=2, encoder=resnet50(num_classes=None){', ' + arguments if arguments else ''})"
+        counted[row["decoder"]] = meta_count(expression)
+        assert row["params"] == counted[row["decoder"]], row["decoder"]
+        assert f"| {row['params'] / 1e6:.1f} M | {row['decoder_params'] / 1e6:.1f} M |" in page
+        assert f"| {row['train_step_ms']:.0f} |" in page
+    assert counted["default"] == 77_477_378 and counted["smp widths, interpolate"] == 27_190_754  # 77.5 M, 27.2 M
+    assert "python benchmarks/run.py --decoder-widths" in page
+    for name in ("unet.md", "encoders.md"):
+        assert "<!-- gen decoder_widths() -->" in (DOCS / name).read_text()
+
+
+def test_api_page_opens_with_the_blocks_and_networks():
+    page = hooks.run("api()")
+    modules = re.findall(r"^## `(blocks\.\w+)`", page, re.MULTILINE)
+    assert modules[:4] == ["blocks.residual", "blocks.unet", "blocks.networks", "blocks.resnet"]
+    helpers = ["blocks.registry", "blocks.hub", "blocks.inflate", "blocks.summary", "blocks.layers"]
+    assert all(modules.index(h) > modules.index("blocks.conv") for h in helpers)
+
+
+@needs_site
+def test_site_unet_and_encoders_pages_show_the_measured_decoder_widths():
+    for name in ("unet.html", "encoders.html"):
+        text = " ".join(site_text(name).split())
+        assert "77.5 M" in text and "27.2 M" in text and "28.2 M" in text, name
+        assert "measured by python benchmarks/run.py --decoder-widths" in text, name

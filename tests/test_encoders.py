@@ -359,7 +359,8 @@ def test_timm_dilated_backbone_decodes_its_last_two_maps_at_one_reduction(timm):
 def test_not_a_module_or_not_maps_is_refused():
     with pytest.raises(ValueError, match=r"encoder=list must be an nn.Module returning feature maps"):
         UNet2d(encoder=[nn.Conv2d(1, 4, 3)])
-    with pytest.raises(ValueError, match=r"encoder=Sequential returned Tensor; a U-Net encoder must return a list, "
+    with pytest.raises(ValueError, match=r"encoder=torch.nn.modules.container.Sequential returned Tensor; a U-Net "
+                                         r"encoder must return a list, "
                                          r"tuple or dict of feature maps"):
         UNet2d(encoder=nn.Sequential(nn.Conv2d(1, 4, 3, stride=2)))
     with pytest.raises(ValueError, match=r"encoder=Pyramid returned maps of shapes \[\(1, 8960, 6\), \(1, 2240, 10\), "

@@ -383,12 +383,12 @@ SUMMARY_CASES = {
     "wrong channel count": (
         lambda: summary(BlockPlain2d(3, 4), (5, 8, 8)),
         ValueError,
-        r"BlockPlain2d expects input of shape \(B, 3, H, W\), got \(2, 5, 8, 8\)",
+        r"BlockPlain2d expects input of shape \(B, 3, H, W\), got \(-1, 5, 8, 8\): .* \(-1: summary's batch",
     ),
     "wrong rank": (
         lambda: summary(BlockBottleneck2d(3, 4), (3, 8)),
         ValueError,
-        r"BlockBottleneck2d expects input of shape \(B, 3, H, W\), got \(2, 3, 8\)",
+        r"BlockBottleneck2d expects input of shape \(B, 3, H, W\), got \(-1, 3, 8\)",
     ),
 }
 
@@ -489,7 +489,8 @@ RESNET_INPUT_CASES = {
     "wrong channel count": (
         lambda: torch.randn(2, 1, 32, 32),
         ValueError,
-        r"ResNet expects input of shape \(B, 3, H, W\), got \(2, 1, 32, 32\)",
+        r"ResNet expects input of shape \(B, 3, H, W\), got \(2, 1, 32, 32\): its channel count is 1, but it was "
+        r"built with in_planes=3 \(build it with in_planes=1, or pass 3-channel inputs\)",
     ),
     "rank 3": (
         lambda: torch.randn(3, 32, 32),
@@ -565,8 +566,9 @@ UNET_CASES = {
     "encoder without features": (
         {"encoder": nn.Conv2d(1, 4, 3)},
         ValueError,
-        r"encoder=Conv2d returned Tensor; a U-Net encoder must return a list, tuple or dict of feature maps "
-        r"\(e.g. timm's features_only=True, or torchvision's create_feature_extractor\)",
+        r"encoder=torch.nn.modules.conv.Conv2d returned Tensor; a U-Net encoder must return a list, tuple or dict "
+        r"of feature maps: use timm.create_model\(name, features_only=True\) for a timm model, or torchvision.*"
+        r"create_feature_extractor",
     ),
 }
 
@@ -634,7 +636,8 @@ CLI_CASES = {
     ),
     "wrong channels of a ResNet": (
         ["summary", "resnet18", "--input", "1", "32", "32"],
-        r"ResNet expects input of shape \(B, 3, H, W\), got \(2, 1, 32, 32\)",
+        r"ResNet expects input of shape \(B, 3, H, W\), got \(-1, 1, 32, 32\): its channel count is 1, but it was "
+        r"built with in_planes=3 \(build it with in_planes=1, or pass 3-channel inputs\) \(-1: summary's batch",
     ),
 }
 
@@ -648,3 +651,152 @@ def test_command_line(argv, message, capsys):
     err = capsys.readouterr().err
     assert re.search(message, err), err
     assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------ errors that name the way out (issue 30)
+
+
+def test_torchvision_resnet_as_encoder_points_to_from_torchvision():
+    torchvision = pytest.importorskip("torchvision")
+    with torch.device("meta"):
+        model = torchvision.models.resnet50()
+    with pytest.raises(ValueError) as error:
+        UNet2d(encoder=model)
+    message = str(error.value)
+    assert message.startswith("encoder=torchvision.models.resnet.ResNet returned Tensor; a U-Net encoder must return")
+    assert "use blocks.from_torchvision(model) for a torchvision ResNet" in message
+
+
+@pytest.mark.parametrize(
+    ("make", "hint"),
+    [
+        (lambda: resnet18(num_classes=None), r"blocks.from_torchvision\(model, in_planes=1\)"),
+        (lambda: resnet18(num_classes=None), r"timm.create_model\(name, in_chans=1\)"),
+    ],
+)
+def test_in_planes_of_a_three_channel_encoder_says_how_to_build_a_grey_one(make, hint):
+    with pytest.raises(ValueError, match=r"in_planes=1 does not match the encoder's 3 input channels; build the "
+                                         r"encoder for 1 channels .*" + hint):
+        UNet2d(in_planes=1, encoder=make())
+
+
+def test_in_planes_of_a_timm_encoder_names_in_chans():
+    timm = pytest.importorskip("timm")
+    backbone = timm.create_model("convnext_atto", pretrained=False, features_only=True)
+    with pytest.raises(ValueError, match=r"does not match the encoder's 3 input channels.*in_chans=1"):
+        UNet2d(in_planes=1, encoder=backbone)
+
+
+@pytest.mark.parametrize("model", [UNet2d(in_planes=1, channels=(4, 8)), resnet18(), BlockPlain2d(1, 4)],
+                         ids=["UNet2d", "ResNet", "BlockPlain2d"])
+def test_wrong_channel_count_names_in_planes_and_the_shape_passed(model):
+    planes = model.in_planes
+    with pytest.raises(ValueError, match=rf"expects input of shape \(B, {planes}, H, W\), got \(1, 2, 40, 40\): its "
+                                         rf"channel count is 2, but it was built with in_planes={planes} "
+                                         rf"\(build it with in_planes=2, or pass {planes}-channel inputs\)"):
+        model(torch.zeros(1, 2, 40, 40))
+
+
+def test_summary_with_the_batch_in_input_size_says_so():
+    net = UNet2d(channels=(4, 8), layers=1)
+    with pytest.raises(ValueError) as error:
+        summary(net, (4, 1, 64, 64))
+    assert str(error.value) == (
+        "summary(): input_size=(4, 1, 64, 64) has 4 sizes, but UNet2d takes one sample's shape, (C, H, W), without "
+        "the batch; for a batch of 4, call summary(model, (1, 64, 64), batch_size=4)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["summary", "unet", "--input", "1", "3", "3"], "got input of shape (-1, 1, 3, 3)"),
+        (["summary", "resnet18", "--input", "1", "32", "32"], "got (-1, 1, 32, 32)"),
+        (["summary", "resnet18", "--input", "1", "32", "32", "--batch", "5"], "got (5, 1, 32, 32)"),
+    ],
+)
+def test_command_line_never_reports_a_batch_the_user_did_not_give(argv, shown, capsys):
+    with pytest.raises(SystemExit):
+        cli_main(argv)
+    err = capsys.readouterr().err
+    assert shown in err, err
+    assert "(2, 1," not in err
+
+
+def test_command_line_input_with_a_batch_points_to_batch(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["summary", "unet", "--input", "4", "1", "64", "64"])
+    assert "got 4: 4 1 64 64 (if 4 is the batch, pass it as --batch 4; for 3 sizes, --ndim 3)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: UNet2d(chanels=(4, 8)), "UNet2d got an unexpected keyword argument 'chanels'; did you mean 'channels'"),
+        (lambda: resnet18(in_plane=1), "ResNet got an unexpected keyword argument 'in_plane'; did you mean 'in_planes'?"),
+        (lambda: BlockBottleneck2d(4, 8, normaliser="batch"),
+         "BlockBottleneck2d got an unexpected keyword argument 'normaliser'; did you mean 'normalizer'?"),
+        (lambda: ConvModern2d(4, 8, strides=2), "ConvModern2d got an unexpected keyword argument 'strides'; did you "
+                                                "mean 'stride'?"),
+        (lambda: BlockPlain2d(4, 8, chanels=3), "BlockPlain2d got an unexpected keyword argument 'chanels'; it takes "
+                                                "in_planes, out_planes, kernel_size"),
+    ],
+    ids=["UNet2d", "resnet18", "BlockBottleneck2d", "ConvModern2d", "no close name"],
+)
+def test_misspelled_keyword_suggests_the_closest_names(build, message):
+    with pytest.raises(TypeError) as error:
+        build()
+    assert str(error.value).startswith(message)
+
+
+def test_every_savable_class_checks_its_keywords():
+    from blocks.hub import SAVABLE_CLASSES
+
+    for cls in SAVABLE_CLASSES:
+        with pytest.raises(TypeError, match=rf"{cls.__name__} got an unexpected keyword argument 'nope'"):
+            cls(nope=1)
+
+
+def test_inflate_without_ndim_does_not_quote_an_ndim():
+    from blocks import UNet1d, UNet3d, inflate
+
+    with pytest.raises(ValueError) as error:
+        inflate(UNet3d(channels=(4, 8), layers=1))
+    assert str(error.value) == (
+        "inflate: UNet3d is 3-D already; inflate makes the next dimension's twin of a 1-D or 2-D model (3-D is the "
+        "highest)"
+    )
+    with pytest.raises(ValueError, match=r"^inflate: UNet1d is 1-D; pass ndim=2 for its 2-D twin"):
+        inflate(UNet1d(channels=(4, 8), layers=1))
+    assert inflate(UNet1d(channels=(4, 8), layers=1), ndim=2).ndim == 2
+
+
+def test_from_pretrained_as_a_class_method(tmp_path):
+    from blocks import AE2d, EncoderNet2d, UNet
+
+    ae = AE2d(channels=(4, 8), layers=1)
+    ae.save_pretrained(tmp_path / "ae")
+    again = UNet.from_pretrained(tmp_path / "ae")  # an AE is a UNet
+    assert type(again) is AE2d
+    x = torch.randn(1, 1, 9, 7)
+    assert torch.equal(again(x), ae.eval()(x))
+    assert type(AE2d.from_pretrained(tmp_path / "ae", map_location="cpu")) is AE2d
+    with pytest.raises(ValueError) as error:
+        ResNet.from_pretrained(tmp_path / "ae")
+    assert str(error.value) == (
+        f"ResNet.from_pretrained: {tmp_path / 'ae'} holds a model of class AE2d, which is not ResNet or a subclass of "
+        f"it; load it with blocks.from_pretrained(folder) or AE2d.from_pretrained(folder)"
+    )
+    with pytest.raises(ValueError, match=r"EncoderNet2d.from_pretrained: .* holds a model of class AE2d"):
+        EncoderNet2d.from_pretrained(tmp_path / "ae")
+
+
+def test_from_pretrained_keywords_of_the_hub_mixin(tmp_path):
+    net = resnet18(num_classes=None)
+    net.save_pretrained(tmp_path)
+    smooth = ResNet.from_pretrained(tmp_path, activator="gelu")  # model_kwargs replace saved arguments
+    assert isinstance(smooth.stem.act, nn.GELU) and torch.equal(smooth.stem.conv.weight, net.stem.conv.weight)
+    with pytest.raises(ValueError, match=r"does not fit the ResNet of config.json: missing fc.weight; missing fc.bias"):
+        ResNet.from_pretrained(tmp_path, num_classes=3)
+    headed = ResNet.from_pretrained(tmp_path, num_classes=3, strict=False)  # the head keeps its fresh weights
+    assert headed.fc.out_features == 3 and torch.equal(headed.stem.conv.weight, net.stem.conv.weight)

@@ -9,7 +9,12 @@ reads the laid-out page:
   hide the columns and line ends that do not fit;
 - at both widths no copy button lies over the text of its code block, the page itself never scrolls
   sideways (at 390 px only the table and code wrappers may), and the text of every SVG diagram is
-  drawn at 9 px or more (its font size times the scale the SVG is shown at).
+  drawn at 9 px or more (its font size times the scale the SVG is shown at);
+- at both widths every table cell, code line and diagram is inside the viewport or inside a container
+  that scrolls sideways and shows a visible cue (a shadow drawn by a background gradient on the side
+  with more to see), so no column is off-screen unannounced;
+- at 1400 px a wrapped code line goes on under its own start (its indent kept), never at the left
+  margin, where it would read as a new line.
 
 The site tests run when ``BLOCKS_DOCS_SITE`` names the built site, as in tests/test_docs.py (``.ci/run``
 sets it after the build). ``BLOCKS_LAYOUT_SHOTS=1`` also saves a screenshot of each page under
@@ -85,6 +90,72 @@ CHECK_JS = r"""
       }
     }
     if (covered) problems.push(`the copy button covers "${covered}": ${where(code)}`);
+  }
+  // Cells, code lines and diagrams: inside the viewport, or in a container that scrolls sideways with a cue.
+  const right = document.documentElement.clientWidth;
+  const scroller = (el) => {
+    for (let box = el.parentElement; box; box = box.parentElement) {
+      const overflow = getComputedStyle(box).overflowX;
+      if ((overflow === "auto" || overflow === "scroll") && box.scrollWidth > box.clientWidth + 1) return box;
+    }
+    return null;
+  };
+  const cued = (box) => getComputedStyle(box).backgroundImage.includes("gradient");
+  const items = ".md-typeset td, .md-typeset th, .md-typeset pre > code, .md-typeset svg";
+  for (const el of document.querySelectorAll(items)) {
+    if (!shown(el)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.right <= right + 1 && r.left >= -1) continue;
+    const box = scroller(el) || (el.scrollWidth > el.clientWidth + 1
+      && ["auto", "scroll"].includes(getComputedStyle(el).overflowX) ? el : null);
+    if (!box) problems.push(`off-screen and not in a scroll area (${Math.round(r.right)} px of ${right}): ${where(el)}`);
+    else if (!cued(box)) problems.push(`scrolls sideways without a visible cue: ${where(box)}`);
+  }
+  for (const box of document.querySelectorAll(".md-typeset .md-typeset__scrollwrap, .md-typeset pre > code, "
+                                            + ".md-typeset figure")) {
+    const overflow = getComputedStyle(box).overflowX;
+    if (shown(box) && (overflow === "auto" || overflow === "scroll") && box.scrollWidth > box.clientWidth + 1
+        && !cued(box)) {
+      problems.push(`scrolls sideways without a visible cue: ${where(box)}`);
+    }
+  }
+  // Wrapped code lines: every continuation of a line starts right of the line's first character.
+  const at = (nodes, offset) => {  // the text node and offset of a character offset of the code's text
+    for (const [node, from] of nodes) if (offset < from + node.data.length) return [node, offset - from];
+    const [node, from] = nodes[nodes.length - 1];
+    return [node, node.data.length];
+  };
+  const span = (nodes, from, to) => {
+    const range = document.createRange();
+    range.setStart(...at(nodes, from));
+    range.setEnd(...at(nodes, to));
+    return range;
+  };
+  if (wide) {
+    for (const code of document.querySelectorAll(".md-typeset pre > code")) {
+      if (!shown(code)) continue;
+      const nodes = [];
+      const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+      let length = 0;
+      while (walker.nextNode()) {
+        nodes.push([walker.currentNode, length]);
+        length += walker.currentNode.data.length;
+      }
+      if (!nodes.length) continue;
+      const text = nodes.map(([node]) => node.data).join("");
+      let from = 0;
+      for (const line of text.split("\n")) {
+        const first = line.search(/\S/);
+        if (first >= 0) {
+          const rects = [...span(nodes, from, from + line.length).getClientRects()].filter((r) => r.width > 0);
+          const start = span(nodes, from + first, from + first + 1).getBoundingClientRect();
+          if (rects.some((r) => r.top > start.bottom - 1 && r.left < start.left + 1)) {
+            problems.push(`a wrapped code line goes on left of its start: ${where(code)} "${line.trim().slice(0, 40)}"`);
+          }
+        }
+        from += line.length + 1;
+      }
+    }
   }
   // Diagram text: its font size in user units times the SVG's scale on screen.
   for (const text of document.querySelectorAll(".md-typeset svg text")) {
@@ -179,6 +250,9 @@ DEFECTS = {
     "button": f'<div class="highlight"><pre>{COPY}<code>words that run under the button</code></pre></div>',
     "svg": ('<svg viewBox="0 0 600 100" width="300"><text x="0" y="50" font-size="12">shown at 6 px</text></svg>'),
     "page": '<div style="width: 2000px">wide</div>',
+    "uncued": ('<div class="md-typeset__scrollwrap"><table><tr>' + "<td>column</td>" * 30 + "</tr></table></div>"),
+    "indent": ('<div class="highlight"><pre><code style="white-space: pre-wrap">first_line()\n    indented_call('
+               + "argument, " * 12 + ")\nlast_line()</code></pre></div>"),
 }
 
 
@@ -191,10 +265,12 @@ def sample_problems(page, tmp_path: Path, body: str, wide: bool = True) -> list[
 @pytest.mark.parametrize("defect", list(DEFECTS))
 def test_layout_checker_flags_each_defect(tab, tmp_path, defect):
     width, page = tab
-    if width == "phone" and defect in ("table", "code"):
-        pytest.skip("a table or code block may scroll inside its wrapper on a phone")
+    if width == "phone" and defect in ("table", "code", "indent"):
+        pytest.skip("a table or code block may scroll inside its wrapper on a phone; lines wrap only on a desktop")
     expected = {"table": "scrolls sideways", "code": "scrolls sideways", "button": 'covers "',
-                "svg": "diagram text at 6.0 px", "page": "the page scrolls sideways"}[defect]
+                "svg": "diagram text at 6.0 px", "page": "the page scrolls sideways",
+                "uncued": "scrolls sideways without a visible cue",
+                "indent": "a wrapped code line goes on left of its start"}[defect]
     problems = sample_problems(page, tmp_path, DEFECTS[defect], wide=width == "desktop")
     assert any(expected in problem for problem in problems), problems
 
@@ -203,10 +279,25 @@ def test_layout_checker_passes_a_page_that_fits(tab, tmp_path):
     _, page = tab
     body = ('<div class="md-typeset__scrollwrap"><table><tr><td>a</td><td>b</td></tr></table></div>'
             f'<div class="highlight"><pre>{COPY}'
-            '<code style="display: block; padding-right: 30px; white-space: pre-wrap">'
+            '<code style="display: block; padding-right: 30px; white-space: pre-wrap; padding-left: 2ch; '
+            'text-indent: -2ch">'
             + "wrapped words " * 10 + "</code></pre></div>"
             '<svg viewBox="0 0 300 100" width="300"><text x="0" y="50" font-size="12">12 px</text></svg>')
     assert sample_problems(page, tmp_path, body, wide=True) == []
+
+
+CUE = "background: linear-gradient(to left, #0003, transparent) right / 1em 100% no-repeat scroll;"
+
+
+def test_layout_checker_passes_a_cued_scroll_area_and_a_hanging_indent(tab, tmp_path):
+    _, page = tab
+    body = (f'<div class="md-typeset__scrollwrap" style="{CUE}"><table><tr>' + "<td>column</td>" * 30
+            + "</tr></table></div>"
+            '<div class="highlight"><pre><code style="white-space: pre-wrap">'
+            '<span id="__span-0-1" style="display: block; padding-left: 6ch; text-indent: -6ch">    indented_call('
+            + "argument, " * 12 + ")</span></code></pre></div>")
+    assert sample_problems(page, tmp_path, body, wide=False) == []
+    assert not [p for p in sample_problems(page, tmp_path, body, wide=True) if "left of its start" in p]
 
 
 # -------------------------------------------------------------------------------------- built site

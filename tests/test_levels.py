@@ -303,3 +303,131 @@ def test_anisotropic_unet3d_exports_with_dynamic_sizes():
 def test_inflate_refuses_a_per_dimension_resnet_stem_by_name():
     with pytest.raises(ValueError, match=r"inflate: ResNet has stem_stride=\(1, 2\), one value per dimension"):
         blocks.inflate(blocks.ResNet([1, 1, 1, 1], "plain", stem_stride=(1, 2)))
+
+
+# ---- one minimum-size rule per network, per normalizer (issue 30) ----------------------------------------------
+
+NET_FACTORIES = {
+    "UNet2d": lambda norm: blocks.UNet2d(channels=(4, 8, 16), layers=1, normalizer=norm),
+    "AE2d": lambda norm: blocks.AE2d(channels=(4, 8, 16), layers=1, normalizer=norm),
+    "EncoderNet2d": lambda norm: blocks.EncoderNet2d(channels=(4, 8, 16), layers=1, normalizer=norm),
+    "ResNet": lambda norm: blocks.ResNet([1, 1, 1, 1], "plain", normalizer=norm, num_classes=3),
+    "UNet1d": lambda norm: blocks.UNet1d(channels=(4, 8, 16), layers=1, normalizer=norm),
+    "UNet3d": lambda norm: blocks.UNet3d(channels=(4, 8, 16), layers=1, normalizer=norm),
+}
+
+
+def deepest_one_pixel(net):
+    """An input whose deepest map is exactly one pixel: every side at the deepest reduction (min_size - 1)."""
+    ndim = net.ndim
+    side = (net.min_size if isinstance(net.min_size, int) else max(net.min_size)) - 1
+    in_planes = net.in_planes
+    return lambda batch: torch.randn(batch, in_planes, *(side,) * ndim)
+
+
+@pytest.mark.parametrize("name", list(NET_FACTORIES))
+def test_batch_norm_in_training_takes_a_one_pixel_deepest_map_from_a_batch_of_two(name):
+    net = NET_FACTORIES[name]("batch").train()
+    make = deepest_one_pixel(net)
+    out = net(make(2))  # CIFAR's case: torch normalizes 2 values per channel
+    out.sum().backward()
+    assert out.shape[0] == 2
+    side = net.min_size if isinstance(net.min_size, int) else max(net.min_size)
+    with pytest.raises(ValueError) as error:
+        net(make(1))
+    assert f"needs an input of {' '.join(['length', 'height or width', 'depth, height or width'][net.ndim - 1:][:1])}" \
+           f" >= {side}" in str(error.value)
+    assert ("would be one pixel, and BatchNorm" in str(error.value)
+            and "in training needs a batch of 2 or more there (or eval mode), got a batch of 1" in str(error.value))
+    assert net.eval()(make(1)).shape[0] == 1  # running statistics: any size
+
+
+@pytest.mark.parametrize("name", list(NET_FACTORIES))
+def test_instance_norm_never_takes_a_one_pixel_deepest_map(name):
+    net = NET_FACTORIES[name]("pinst")
+    with pytest.raises(ValueError, match=r"would be one pixel, and InstanceNorm\dd needs more than one pixel there"):
+        net(deepest_one_pixel(net)(4))
+
+
+@pytest.mark.parametrize(("normalizer", "works"), [
+    (("group", {"num_groups": 2}), True),  # 2 or more channels per group: 2+ values per group
+    ("layer", True),
+    (("group", {"num_groups": 4}), False),  # the stem's 4 channels in 4 groups: one value per group
+])
+def test_group_norm_takes_a_one_pixel_deepest_map_with_two_channels_per_group(normalizer, works):
+    net = blocks.UNet2d(channels=(4, 8, 16), layers=1, normalizer=normalizer)
+    x = torch.randn(1, 1, 4, 4)
+    if works:
+        assert net(x).shape == (1, 1, 4, 4)
+    else:
+        with pytest.raises(ValueError, match=r"GroupNorm with one channel per group needs more than one pixel there"):
+            net(x)
+
+
+def test_resnet18_in_training_on_a_tiny_batch_of_one_gets_blocks_error():
+    net = blocks.resnet18().train()
+    with pytest.raises(ValueError) as error:
+        net(torch.randn(1, 3, 16, 16))
+    assert str(error.value) == (
+        "ResNet needs an input of height or width >= 33 (its deepest level, at 1/32, would be one pixel, and "
+        "BatchNorm2d in training needs a batch of 2 or more there (or eval mode), got a batch of 1), got input of "
+        "shape (1, 3, 16, 16)"
+    )
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 1000)  # CIFAR with a batch of 2 trains, as in torchvision
+
+
+def test_unet_on_a_resnet_with_batch_norm_trains_on_cifar_sizes():
+    net = blocks.UNet2d(out_planes=2, encoder=blocks.resnet18(num_classes=None), normalizer="batch").train()
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 2, 32, 32)
+    with pytest.raises(ValueError, match=r"UNet2d needs an input of height or width >= 33 .* got a batch of 1"):
+        net(torch.randn(1, 3, 32, 32))
+
+
+def test_unet_rule_is_the_smallest_size_that_works_for_batch_norm():
+    """Every size the check refuses fails in torch without it, and every size it lets through runs."""
+    net = blocks.UNet2d(channels=(4, 8), layers=1, normalizer="batch").train()
+    for batch, side in [(1, 2), (1, 3), (2, 1), (2, 2), (1, 1)]:
+        x = torch.randn(batch, 1, side, side)
+        refused = batch == 1 and side <= 2
+        if refused:
+            with pytest.raises(ValueError, match=r"UNet2d needs an input of height or width >= 3"):
+                net(x)
+            with pytest.raises(ValueError, match=r"Expected more than 1 value per channel when training"):
+                net.decode(net.encoder(net.stem(x)), x.shape[2:])  # past the check: torch's own failure
+        else:
+            assert net(x).shape == x.shape
+
+
+@pytest.fixture(scope="module")
+def convnext():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    return timm.create_model("convnext_atto", pretrained=False, features_only=True)
+
+
+def test_convnext_too_small_on_one_side_names_each_sides_minimum(convnext):
+    net = blocks.UNet2d(out_planes=2, encoder=convnext, normalizer="batch").train()
+    with pytest.raises(ValueError) as error:
+        net(torch.randn(2, 3, 31, 33))  # passed the old "height or width >= 33" check, then crashed inside timm
+    message = str(error.value)
+    assert message.startswith(
+        "UNet2d needs an input of height >= 32 and width >= 32: its encoder=timm.models._features.FeatureListNet "
+        "fails on smaller sides (measured on the meta device), got input of shape (2, 3, 31, 33) (RuntimeError"
+    ), message
+    assert net(torch.randn(2, 3, 32, 33)).shape == (2, 2, 32, 33)  # batch norm, 2 samples: a 1-pixel map works
+
+
+def test_convnext_with_instance_norm_names_the_side_for_two_deepest_pixels(convnext):
+    net = blocks.UNet2d(out_planes=2, encoder=convnext)
+    for shape in [(1, 3, 31, 33), (1, 3, 32, 33)]:  # timm rounds down: 33 // 32 is one pixel
+        with pytest.raises(ValueError, match=r"^UNet2d needs an input of height >= 32 and width >= 32, and height >= "
+                                             r"64 or width >= 64: .*its deepest map would be one pixel, and "
+                                             r"InstanceNorm2d needs more than one pixel there"):
+            net(torch.randn(*shape))
+    assert net(torch.randn(1, 3, 32, 64)).shape == (1, 2, 32, 64)
+
+
+def test_an_encoder_failure_that_is_not_about_size_is_raised_as_it_is(convnext):
+    net = blocks.UNet2d(out_planes=2, encoder=convnext)
+    with pytest.raises(RuntimeError, match=r"Input type \(double\) and bias type \(float\) should be the same"):
+        net(torch.randn(1, 3, 64, 64, dtype=torch.float64))

@@ -44,3 +44,23 @@ def test_readme_command_line_examples_run(capsys):
     for argv in examples:
         assert main(argv) == 0, argv
     assert "UNet3d-" in capsys.readouterr().out
+
+
+def test_readme_explains_the_install_size_and_the_main_jobs_output(capsys):
+    """After the two commands: the CUDA build's size and the CPU wheel (in prose only), then how to read the output."""
+    text = (ROOT / "README.md").read_text()
+    first_section = text.split("## Usage")[0]
+    assert "5.5 GB" in first_section and "CPU" in first_section
+    assert "https://download.pytorch.org/whl/cpu" in first_section
+    assert not any("download.pytorch.org" in command for command in commands())  # prose only: CI cannot reach it
+    assert first_section.index("5.5 GB") > first_section.index(commands()[1])
+    from blocks.__main__ import main
+
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    total = re.search(r"Estimated Total Size \(MB\): ([\d.]+)", out).group(1)
+    levels = [line for line in out.splitlines() if line.startswith(("encoder", "decoder", "output"))]
+    assert f'"Estimated Total Size (MB):\n{total}"' in first_section or f"Estimated Total Size (MB): {total}" in \
+        " ".join(first_section.split())
+    assert levels[0].split()[:3] == ["encoder", "64@512", "128@256"]
+    assert "`encoder 64@512 128@256 ...`" in first_section and "`output 2@512`" in first_section

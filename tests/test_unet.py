@@ -263,7 +263,8 @@ def test_layers_per_level():
         ({"layer_order": "pre"}, r"layer_order='pre' is not allowed; use one of \['new', 'old'\]"),
         ({"in_planes": 0}, r"in_planes=0 must be a positive int"),
         ({"out_planes": -2}, r"out_planes=-2 must be a positive int"),
-        ({"encoder": nn.Conv2d(1, 4, 3)}, r"encoder=Conv2d returned Tensor; a U-Net encoder must return a list"),
+        ({"encoder": nn.Conv2d(1, 4, 3)},
+         r"encoder=torch.nn.modules.conv.Conv2d returned Tensor; a U-Net encoder must return a list"),
     ],
 )
 def test_bad_arguments(kwargs, message):
