@@ -194,7 +194,7 @@ def run(quick: bool) -> dict:
     """The whole side-by-side."""
     torch.set_num_threads(torch.get_num_threads())
     image, labels = volume()
-    steps, seeds = (4, (0,)) if quick else (250, (0, 1, 2))
+    steps, seeds = (4, (0,)) if quick else (150, (0, 1, 2))
     rows = []
     for name, build in MODELS.items():
         runs = [train(name, image, labels, steps, seed) for seed in seeds]
