@@ -269,8 +269,8 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         decoder_layers: int | Sequence[int] | None = None,
         decoder_block: str | None = None,
         deep_supervision: bool = False,
-        ndim: int | None = None,
         aux_params: Mapping[str, Any] | None = None,
+        ndim: int | None = None,
     ) -> None:
         super().__init__()
         if ndim is None and self.fixed_ndim is None and encoder is not None:
