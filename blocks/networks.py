@@ -68,13 +68,13 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         layer_order: ``'new'`` (pre-activation) or ``'old'``.
         strides: One entry per level, an int or one per dimension (see `UNet`); None for ``(1, 2, 2, ...)``.
         kernel_sizes: One entry per level, an int or one per dimension; None for ``kernel_size`` everywhere.
-        ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
         global_pool: The head's global pooling (timm's values): ``'avg'``, ``'max'``, ``'avgmax'``
             (half the sum of both) or ``''`` (none; only with ``out_length=0`` or None).
         output_stride: 8, 16 or 32: the last map at most at this reduction, the levels past it
             dilated instead of strided, as in `blocks.ResNet` (a level's first block keeps the
             dilation of the level before); None (or a value at or above the deepest reduction,
             16 with five levels) changes nothing.
+        ndim: Spatial dimensions, 1, 2 or 3 (fixed by the named classes; 2 by default here).
 
     Attributes:
         feature_info: Channels, reduction (the largest of the dimensions), reductions (per
@@ -122,9 +122,9 @@ class EncoderNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         *,
         strides: PerLevel | None = None,
         kernel_sizes: PerLevel | None = None,
-        ndim: int | None = None,
         global_pool: str = "avg",
         output_stride: int | None = None,
+        ndim: int | None = None,
     ) -> None:
         super().__init__()
         self.ndim = ndim = resolve_ndim(type(self), ndim)

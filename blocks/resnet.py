@@ -280,9 +280,6 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         stem_stride: Stride of the stem's conv, an int or one per dimension.
         stem_pool: The 3/2 max-pool (padding 1, the same in every dimension) after the stem; False
             for none (``pool`` is then None and the first stage reads the stem's output).
-        ndim: Spatial dimensions: 2 for images, 1 for signals (B, C, L), 3 for volumes or clips
-            (B, C, D, H, W), with the same stem (7-wide conv, stride 2, max-pool 3 / stride 2) and
-            stages by default.
         global_pool: The head's global pooling (timm's values): ``'avg'``, ``'max'``, ``'avgmax'``
             (half the sum of both) or ``''`` (none; only with ``num_classes=0``, whose ``forward``
             then returns the last map, or None).
@@ -291,6 +288,9 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
             ``output_stride``; `blocks.levels.dilated_levels`): 16 dilates ``layer4`` by 2, 8 also
             ``layer3`` by 2 and ``layer4`` by 4, the first block of a dilated stage keeping the
             dilation of the stage before. Same weights, larger maps. None: no dilation.
+        ndim: Spatial dimensions: 2 for images, 1 for signals (B, C, L), 3 for volumes or clips
+            (B, C, D, H, W), with the same stem (7-wide conv, stride 2, max-pool 3 / stride 2) and
+            stages by default.
 
     timm's feature API (`blocks.features.FeatureAPI`): ``forward_features`` (the last map),
     ``forward_intermediates`` (the stem's output before the max-pool, then each stage's),
@@ -357,9 +357,9 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         stem_kernel_size: IntOrTuple = 7,
         stem_stride: IntOrTuple = 2,
         stem_pool: bool = True,
-        ndim: int = 2,
         global_pool: str = "avg",
         output_stride: int | None = None,
+        ndim: int = 2,
     ) -> None:
         super().__init__()
         self.ndim = ndim = check_ndim(ndim)

@@ -323,8 +323,8 @@ class UNet(Configurable, ChannelAliases, GradCheckpointing, nn.Module):
         bias: bool | None = None,
         dropout: DropoutSpec = None,
         shortcut: str = "auto",
-        ndim: int | None = None,
         aux_params: Mapping[str, Any] | None = None,
+        ndim: int | None = None,
     ) -> None:
         super().__init__()
         if ndim is None and self.fixed_ndim is None and encoder is not None:
