@@ -269,7 +269,7 @@ class PlainConvUNet(_Twin):
         >>> net(torch.zeros(1, 1, 30, 27)).shape
         torch.Size([1, 2, 30, 27])
         >>> net.compute_conv_feature_map_size((32, 32))
-        30720
+        28672
     """
 
     @records_config

@@ -407,6 +407,7 @@ class ResNet(Configurable, FeatureAPI, GradCheckpointing, nn.Module):
         init_weights(self)
 
     @property
+    @torch.jit.unused
     def min_size(self) -> int | tuple[int, ...]:
         """The smallest side that keeps the deepest map above one pixel (an int, or one per dimension).
 
@@ -782,8 +783,8 @@ def from_torchvision(
     in_planes = own if in_planes is None else in_planes
     head = state.get("fc.weight", state.get("fc.bias"))
     with torch.device("meta"):
-        model = ResNet(layers, block, in_planes, None if head is None else head.shape[0], **geometry,
-                       output_stride=output_stride)
+        dilated = {} if output_stride is None else {"output_stride": output_stride}
+        model = ResNet(layers, block, in_planes, None if head is None else head.shape[0], **geometry, **dilated)
 
     names = {_torchvision_key(key, layout): key for key in model.state_dict()}
     _check_keys(model, state, names)

@@ -499,6 +499,9 @@ def nnunet_benchmark(path: str = "benchmarks/nnunet.json") -> str:
     script = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script.table(json.loads((DOCS.parent / path).read_text()))
+
+
+@directive
 def decoder_widths(path: str = "benchmarks/results.json") -> str:
     """What ``decoder_channels`` does on ResNet-50, from the ``decoder_widths`` entry that ``benchmarks/run.py
     --decoder-widths`` writes: parameters, FLOPs and times, never measured here."""
