@@ -9,7 +9,6 @@ it, and traces it with ``torch.fx`` and ``torch.export``.
 from __future__ import annotations
 
 import pytest
-import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 from torch.export import Dim
@@ -48,6 +47,7 @@ def tiny(name, ndim, **kwargs):
 
 
 def test_layout_and_parameters_are_smps():
+    smp = pytest.importorskip("segmentation_models_pytorch")
     ours = blocks.UNet2d(encoder=blocks.resnet34(num_classes=None), aux_params={"classes": 4})
     theirs = smp.Unet("resnet34", encoder_weights=None, aux_params={"classes": 4})
     head_keys = [k for k in ours.state_dict() if k.startswith("classification_head.")]
